@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "equivd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "equivd", targets: ["equivd"]),
+        .executable(name: "equivctl", targets: ["equivctl"]),
+        .library(name: "EquivDSP", targets: ["EquivDSP"]),
+        .library(name: "EquivAudio", targets: ["EquivAudio"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // One thin module per C library: a module map, pkg-config for the flags, apt for the package.
+        .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        .systemLibrary(name: "CSndFile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "EquivDSP", dependencies: ["CFFTW"]),
+        .target(name: "EquivAudio", dependencies: ["CALSA", "CSndFile", "CSampleRate"]),
+
+        .executableTarget(
+            name: "equivd",
+            dependencies: [
+                "EquivDSP", "EquivAudio",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "equivctl",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
+        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio"]),
+    ]
+)

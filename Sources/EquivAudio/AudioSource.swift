@@ -1,0 +1,31 @@
+/// A stream of mono samples at one rate: the live microphone and a replayed file look the same to
+/// everything downstream (DESIGN.md §3).
+public protocol AudioSource: AnyObject {
+    /// Rate of the samples `read(into:)` returns, in Hz.
+    var sampleRate: Int { get }
+    /// Fills the start of `buffer` with the next samples and returns how many; 0 means the stream
+    /// has ended. May return fewer than `buffer.count` before the end.
+    func read(into buffer: UnsafeMutableBufferPointer<Float>) throws -> Int
+}
+
+/// Averages interleaved frames of `channels` samples into mono, in place; returns the frame count.
+func downmixInPlace(_ samples: UnsafeMutableBufferPointer<Float>, frames: Int, channels: Int) -> Int {
+    guard channels > 1 else { return frames }
+    let scale = 1 / Float(channels)
+    for f in 0..<frames {
+        var sum: Float = 0
+        for c in 0..<channels { sum += samples[f * channels + c] }
+        samples[f] = sum * scale
+    }
+    return frames
+}
+
+/// Replaces NaN and ±Inf with 0 and returns how many were replaced.
+func zeroNonFinite(_ samples: UnsafeMutableBufferPointer<Float>, count: Int) -> Int {
+    var replaced = 0
+    for i in 0..<count where !samples[i].isFinite {
+        samples[i] = 0
+        replaced += 1
+    }
+    return replaced
+}

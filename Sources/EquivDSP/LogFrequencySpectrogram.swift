@@ -1,0 +1,87 @@
+import Foundation
+
+/// Streaming Hann-windowed STFT followed by the log-frequency filterbank and a log.
+///
+/// Frame t covers samples [t·hop, t·hop + fftSize) of the stream; its value in band k is
+/// ln(filterbank_k(|FFT(hann · x)|) + logFloor). Samples can arrive in blocks of any size; every
+/// buffer is allocated in `init`, so `process` allocates nothing.
+public final class LogFrequencySpectrogram {
+    public let parameters: FrontEndParameters
+    public let filterbank: LogFrequencyFilterbank
+    /// Frames emitted since `init` or `reset()`.
+    public private(set) var framesProduced = 0
+
+    private let fft: RealFFT
+    private let window: [Float]
+    /// The last `filled` samples of the stream, oldest first; a frame is taken when it is full.
+    private let history: UnsafeMutableBufferPointer<Float>
+    private var filled = 0
+    private let magnitudes: UnsafeMutableBufferPointer<Float>
+    private let frame: UnsafeMutableBufferPointer<Float>
+
+    public init(parameters: FrontEndParameters) throws(FrontEndError) {
+        try parameters.validate()
+        self.parameters = parameters
+        let n = parameters.fftSize
+        // Periodic Hann, as scipy.signal.get_window("hann", n) defines it.
+        self.window = (0..<n).map { Float(0.5 - 0.5 * cos(2 * Double.pi * Double($0) / Double(n))) }
+        self.fft = try RealFFT(size: n)
+        self.filterbank = LogFrequencyFilterbank(parameters: parameters, window: window, fft: fft)
+        self.history = .allocate(capacity: n)
+        self.magnitudes = .allocate(capacity: n / 2 + 1)
+        self.frame = .allocate(capacity: parameters.binCount)
+        history.initialize(repeating: 0)
+        magnitudes.initialize(repeating: 0)
+        frame.initialize(repeating: 0)
+    }
+
+    deinit {
+        history.deallocate()
+        magnitudes.deallocate()
+        frame.deallocate()
+    }
+
+    /// Forgets buffered samples, so the next frame starts at the next sample given.
+    public func reset() {
+        filled = 0
+        framesProduced = 0
+    }
+
+    /// Feeds samples; calls `onFrame` with the `binCount` band values of each frame completed.
+    /// The buffer passed to `onFrame` is reused: copy what must outlive the call.
+    public func process(
+        _ samples: UnsafeBufferPointer<Float>,
+        onFrame: (UnsafeBufferPointer<Float>) throws -> Void
+    ) rethrows {
+        let n = parameters.fftSize
+        let hop = parameters.hopLength
+        var consumed = 0
+        while consumed < samples.count {
+            let take = min(n - filled, samples.count - consumed)
+            UnsafeMutableRawPointer(history.baseAddress! + filled).copyMemory(
+                from: samples.baseAddress! + consumed, byteCount: take * MemoryLayout<Float>.stride)
+            filled += take
+            consumed += take
+            if filled == n {
+                computeFrame()
+                try onFrame(UnsafeBufferPointer(frame))
+                framesProduced += 1
+                let base = history.baseAddress!
+                base.update(from: base + hop, count: n - hop)
+                filled = n - hop
+            }
+        }
+    }
+
+    private func computeFrame() {
+        let n = parameters.fftSize
+        window.withUnsafeBufferPointer { w in
+            for i in 0..<n { fft.input[i] = history[i] * w[i] }
+        }
+        fft.execute()
+        fft.magnitudes(bins: filterbank.fftBinRange, into: magnitudes)
+        filterbank.apply(magnitudes: UnsafeBufferPointer(magnitudes), into: frame)
+        let floor = parameters.logFloor
+        for k in 0..<frame.count { frame[k] = log(frame[k] + floor) }
+    }
+}

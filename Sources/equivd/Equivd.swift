@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Equivd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "equivd",
+        abstract: "Pitch-robust machine-sound classification for production lines.",
+        subcommands: [Features.self]
+    )
+}

@@ -1,0 +1,156 @@
+import ArgumentParser
+import EquivAudio
+import EquivDSP
+import Foundation
+
+/// `equivd features`: the daemon's own front end over audio files, so that training in Python sees
+/// exactly the features the service computes.
+struct Features: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compute log-frequency spectrogram windows of audio files.",
+        discussion: """
+            Without --out, prints a summary line per file. With --out, writes the windows of one \
+            file as a float32 .npy array of shape (windows, bins, frames).
+            """
+    )
+
+    @Argument(help: "Audio files (WAV, FLAC, OGG) or folders of them.")
+    var inputs: [String]
+
+    @Option(name: .long, help: "Write the windows of the (single) input to this .npy file.")
+    var out: String?
+
+    func validate() throws {
+        if out != nil && inputs.count != 1 {
+            throw ValidationError("--out takes exactly one input file, got \(inputs.count)")
+        }
+    }
+
+    func run() throws {
+        let files = try AudioFileList.expand(inputs)
+        let frontEnd = try FrontEnd()
+        if let out {
+            try export(files[0], to: out, frontEnd: frontEnd)
+            return
+        }
+        let p = frontEnd.parameters
+        print("front end: \(p.sampleRate) Hz, FFT \(p.fftSize), hop \(p.hopLength), \(p.binCount) bins "
+            + "(\(p.binsPerSemitone)/semitone from \(p.fmin) Hz), windows of \(p.windowFrames) frames every \(p.windowStepFrames)")
+        print(FileSummary.header)
+        var total = FileSummary.Totals()
+        for file in files {
+            let summary = try FileSummary.measure(file, frontEnd: frontEnd)
+            print(summary.line)
+            total.add(summary)
+        }
+        print(total.line)
+    }
+
+    private func export(_ path: String, to out: String, frontEnd: FrontEnd) throws {
+        let source = try AudioFileSource(path: path, sampleRate: frontEnd.parameters.sampleRate)
+        let writer = try NPYWriter(path: out, rows: frontEnd.parameters.binCount, columns: frontEnd.parameters.windowFrames)
+        try stream(source, through: frontEnd) { window in try writer.append(window.values) }
+        try writer.finish()
+        var stderr = StandardError()
+        print("\(out): \(writer.count) windows × \(writer.rows) bins × \(writer.columns) frames", to: &stderr)
+    }
+}
+
+/// Feeds a whole source through a front end, one block at a time.
+func stream(_ source: AudioSource, through frontEnd: FrontEnd, onWindow: (SpectrogramWindow) throws -> Void) throws {
+    frontEnd.reset()
+    let block = UnsafeMutableBufferPointer<Float>.allocate(capacity: 8192)
+    defer { block.deallocate() }
+    while true {
+        let n = try source.read(into: block)
+        if n == 0 { break }
+        try frontEnd.process(UnsafeBufferPointer(rebasing: block[..<n]), onWindow: onWindow)
+    }
+}
+
+/// One row of the `features` summary.
+struct FileSummary {
+    static let header = "file                              duration  rate   ch  windows  peak Hz  level   non-finite  x realtime"
+    let name: String
+    let duration: Double
+    let fileRate: Int
+    let channels: Int
+    let windows: Int
+    let peakHz: Double
+    let meanLevel: Double
+    let nonFinite: Int
+    let seconds: Double
+
+    static func measure(_ path: String, frontEnd: FrontEnd) throws -> FileSummary {
+        let started = ContinuousClock.now
+        let source = try AudioFileSource(path: path, sampleRate: frontEnd.parameters.sampleRate)
+        let bins = frontEnd.parameters.binCount
+        var bandSums = [Double](repeating: 0, count: bins)
+        var values = 0
+        try stream(source, through: frontEnd) { window in
+            for k in 0..<bins {
+                var sum: Float = 0
+                for t in 0..<window.frameCount { sum += window[k, t] }
+                bandSums[k] += Double(sum)
+            }
+            values += window.values.count
+        }
+        let elapsed = started.duration(to: .now)
+        let peak = bandSums.indices.max { bandSums[$0] < bandSums[$1] } ?? 0
+        return FileSummary(
+            name: (path as NSString).lastPathComponent, duration: source.duration, fileRate: source.fileSampleRate,
+            channels: source.channels, windows: frontEnd.windowsProduced,
+            peakHz: frontEnd.parameters.centerFrequency(ofBin: Double(peak)),
+            meanLevel: values > 0 ? bandSums.reduce(0, +) / Double(values) : .nan,
+            nonFinite: source.nonFiniteSamples,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    }
+
+    var line: String {
+        String(
+            format: "%-32@ %8.2fs %6d %3d %8d %8.1f %6.2f %11d %10.0f",
+            String(name.prefix(32)) as NSString, duration, fileRate, channels, windows, peakHz, meanLevel, nonFinite,
+            duration / max(seconds, 1e-9))
+    }
+
+    /// Column totals for the last line.
+    struct Totals {
+        var files = 0, duration = 0.0, windows = 0, seconds = 0.0
+        mutating func add(_ s: FileSummary) {
+            files += 1
+            duration += s.duration
+            windows += s.windows
+            seconds += s.seconds
+        }
+        var line: String {
+            String(
+                format: "total: %d files, %.1f s of audio, %d windows in %.3f s (%.0f x realtime)",
+                files, duration, windows, seconds, duration / max(seconds, 1e-9))
+        }
+    }
+}
+
+/// Expands folders into the audio files they hold, sorted; files pass through as given.
+enum AudioFileList {
+    static let extensions: Set<String> = ["wav", "flac", "ogg", "oga", "aif", "aiff"]
+
+    static func expand(_ inputs: [String]) throws -> [String] {
+        var files: [String] = []
+        for input in inputs {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
+                let names = try FileManager.default.contentsOfDirectory(atPath: input).sorted()
+                let audio = names.filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }
+                if audio.isEmpty { throw ValidationError("\(input): folder holds no audio files (\(extensions.sorted().joined(separator: ", ")))") }
+                files += audio.map { (input as NSString).appendingPathComponent($0) }
+            } else {
+                files.append(input)
+            }
+        }
+        return files
+    }
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
+}

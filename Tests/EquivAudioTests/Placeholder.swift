@@ -1,0 +1,3 @@
+import Testing
+import EquivAudio
+@Test func placeholder() {}
