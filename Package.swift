@@ -37,6 +37,6 @@ let package = Package(
         ),
 
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
-        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio"]),
+        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile"]),
     ]
 )

@@ -1,3 +1,0 @@
-import Testing
-import EquivAudio
-@Test func placeholder() {}
