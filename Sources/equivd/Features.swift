@@ -70,7 +70,8 @@ func stream(_ source: AudioSource, through frontEnd: FrontEnd, onWindow: (Spectr
 
 /// One row of the `features` summary.
 struct FileSummary {
-    static let header = "file                              duration  rate   ch  windows  peak Hz  level   non-finite  x realtime"
+    static let header = "file".padding(toLength: 32, withPad: " ", startingAt: 0)
+        + "    duration   rate  ch  windows  peak Hz  level  non-finite  x realtime"
     let name: String
     let duration: Double
     let fileRate: Int
@@ -107,10 +108,10 @@ struct FileSummary {
     }
 
     var line: String {
-        String(
-            format: "%-32@ %8.2fs %6d %3d %8d %8.1f %6.2f %11d %10.0f",
-            String(name.prefix(32)) as NSString, duration, fileRate, channels, windows, peakHz, meanLevel, nonFinite,
-            duration / max(seconds, 1e-9))
+        let column = name.count > 32 ? String(name.prefix(31)) + "…" : name.padding(toLength: 32, withPad: " ", startingAt: 0)
+        return column + String(
+            format: "  %8.2fs %6d %3d %8d %8.1f %6.2f %11d %10.0f",
+            duration, fileRate, channels, windows, peakHz, meanLevel, nonFinite, duration / max(seconds, 1e-9))
     }
 
     /// Column totals for the last line.
