@@ -29,7 +29,7 @@ python-test:
 	EQUIVD=.build/debug/equivd $(PYTHON) -m pytest -q Tests/python
 
 bench: deps build
-	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd
+	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd --alloc-check --memory-check
 
 samples: deps
 	scripts/make-samples.sh

@@ -13,6 +13,7 @@ APT_PACKAGES=(
     libopenblas-dev     # CBLAS: the model runtime
     alsa-utils          # arecord, for checking capture configurations by hand
     sox                 # makes the bundled samples and benchmark audio
+    valgrind            # the benchmark's allocation check (callgrind)
 )
 PYTHON_PACKAGES=(numpy scipy pytest)
 

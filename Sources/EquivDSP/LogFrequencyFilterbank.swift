@@ -69,13 +69,25 @@ public struct LogFrequencyFilterbank: Sendable {
 
     /// Band values from FFT magnitudes indexed by FFT bin (only `fftBinRange` is read).
     public func apply(magnitudes: UnsafeBufferPointer<Float>, into bands: UnsafeMutableBufferPointer<Float>) {
-        weights.withUnsafeBufferPointer { w in
+        let m = UnsafeRawPointer(magnitudes.baseAddress!)
+        let stride = MemoryLayout<Float>.stride
+        weights.withUnsafeBytes { w in
             for k in 0..<bandCount {
-                var sum: Float = 0
-                var j = firstFFTBin[k]
-                for i in weightOffsets[k]..<weightOffsets[k + 1] {
-                    sum += w[i] * magnitudes[j]
-                    j += 1
+                // Dot product of the band's weights with its run of magnitudes, eight at a time.
+                let start = weightOffsets[k], count = weightOffsets[k + 1] - start
+                let first = firstFFTBin[k]
+                var lanes = SIMD8<Float>()
+                var i = 0
+                while i + 8 <= count {
+                    let weight = w.loadUnaligned(fromByteOffset: (start + i) * stride, as: SIMD8<Float>.self)
+                    let magnitude = m.loadUnaligned(fromByteOffset: (first + i) * stride, as: SIMD8<Float>.self)
+                    lanes += weight * magnitude
+                    i += 8
+                }
+                var sum = lanes.sum()
+                while i < count {
+                    sum += weights[start + i] * magnitudes[first + i]
+                    i += 1
                 }
                 bands[k] = sum
             }

@@ -13,9 +13,12 @@ public final class LogFrequencySpectrogram {
 
     private let fft: RealFFT
     private let window: [Float]
-    /// The last `filled` samples of the stream, oldest first; a frame is taken when it is full.
+    /// The last fftSize samples, stored twice (at i and i + fftSize) so that the newest fftSize
+    /// samples are always one contiguous run starting at `writeIndex`: no copying per frame.
     private let history: UnsafeMutableBufferPointer<Float>
-    private var filled = 0
+    private var writeIndex = 0
+    /// Samples still to arrive before the next frame: fftSize for the first, hop after that.
+    private var untilFrame: Int
     private let magnitudes: UnsafeMutableBufferPointer<Float>
     private let frame: UnsafeMutableBufferPointer<Float>
 
@@ -27,7 +30,8 @@ public final class LogFrequencySpectrogram {
         self.window = (0..<n).map { Float(0.5 - 0.5 * cos(2 * Double.pi * Double($0) / Double(n))) }
         self.fft = try RealFFT(size: n)
         self.filterbank = LogFrequencyFilterbank(parameters: parameters, window: window, fft: fft)
-        self.history = .allocate(capacity: n)
+        self.history = .allocate(capacity: 2 * n)
+        self.untilFrame = n
         self.magnitudes = .allocate(capacity: n / 2 + 1)
         self.frame = .allocate(capacity: parameters.binCount)
         history.initialize(repeating: 0)
@@ -43,7 +47,8 @@ public final class LogFrequencySpectrogram {
 
     /// Forgets buffered samples, so the next frame starts at the next sample given.
     public func reset() {
-        filled = 0
+        writeIndex = 0
+        untilFrame = parameters.fftSize
         framesProduced = 0
     }
 
@@ -54,29 +59,30 @@ public final class LogFrequencySpectrogram {
         onFrame: (UnsafeBufferPointer<Float>) throws -> Void
     ) rethrows {
         let n = parameters.fftSize
-        let hop = parameters.hopLength
+        let base = history.baseAddress!
         var consumed = 0
         while consumed < samples.count {
-            let take = min(n - filled, samples.count - consumed)
-            UnsafeMutableRawPointer(history.baseAddress! + filled).copyMemory(
-                from: samples.baseAddress! + consumed, byteCount: take * MemoryLayout<Float>.stride)
-            filled += take
-            consumed += take
-            if filled == n {
+            let run = min(untilFrame, samples.count - consumed, n - writeIndex)
+            let source = samples.baseAddress! + consumed
+            (base + writeIndex).update(from: source, count: run)
+            (base + writeIndex + n).update(from: source, count: run)
+            writeIndex = (writeIndex + run) % n
+            untilFrame -= run
+            consumed += run
+            if untilFrame == 0 {
                 computeFrame()
                 try onFrame(UnsafeBufferPointer(frame))
                 framesProduced += 1
-                let base = history.baseAddress!
-                base.update(from: base + hop, count: n - hop)
-                filled = n - hop
+                untilFrame = parameters.hopLength
             }
         }
     }
 
     private func computeFrame() {
         let n = parameters.fftSize
+        let oldest = history.baseAddress! + writeIndex  // the last n samples run from here
         window.withUnsafeBufferPointer { w in
-            for i in 0..<n { fft.input[i] = history[i] * w[i] }
+            for i in 0..<n { fft.input[i] = oldest[i] * w[i] }
         }
         fft.execute()
         fft.magnitudes(bins: filterbank.fftBinRange, into: magnitudes)
