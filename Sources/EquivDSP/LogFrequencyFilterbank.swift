@@ -8,14 +8,18 @@ import Foundation
 /// 1.0. With that calibration a harmonic sound has the same band values wherever it sits, and
 /// playing it s semitones higher moves it by s·B bands: pitch becomes a translation.
 ///
-/// Only the nonzero weights are stored (a dense 168 × 4097 matrix would be 99 % zeros).
+/// Only the nonzero weights are stored (a dense 168 × 4097 matrix would be 99 % zeros), each band's
+/// padded with zeros to a multiple of eight so that `apply` runs in whole SIMD lanes.
 public struct LogFrequencyFilterbank: Sendable {
     public let bandCount: Int
     /// FFT bins that any band reads; magnitudes outside it are never needed.
     public let fftBinRange: Range<Int>
+    /// Length a magnitude buffer must have: the last band's padding reads past the last FFT bin
+    /// (those entries must be finite; their weights are 0).
+    public let magnitudeCount: Int
     /// First FFT bin of each band.
     private let firstFFTBin: [Int]
-    /// Band k's weights are `weights[weightOffsets[k] ..< weightOffsets[k + 1]]`.
+    /// Band k's weights are `weights[weightOffsets[k] ..< weightOffsets[k + 1]]`, a multiple of 8.
     private let weightOffsets: [Int]
     private var weights: [Float]
 
@@ -27,6 +31,7 @@ public struct LogFrequencyFilterbank: Sendable {
         var firstFFTBin: [Int] = []
         var weightOffsets: [Int] = [0]
         var weights: [Float] = []
+        var lastBin = 0
         for k in 0..<p.binCount {
             let center = p.centerFrequency(ofBin: Double(k))
             let below = max(center - p.centerFrequency(ofBin: Double(k - 1)), binHz)
@@ -39,16 +44,19 @@ public struct LogFrequencyFilterbank: Sendable {
                 let w = f < center ? 1 - (center - f) / below : 1 - (f - center) / above
                 weights.append(Float(max(w, 0)))
             }
+            if last >= lastBin { lastBin = last }
+            while weights.count % 8 != 0 { weights.append(0) }
             weightOffsets.append(weights.count)
         }
         self.bandCount = p.binCount
         self.firstFFTBin = firstFFTBin
         self.weightOffsets = weightOffsets
-        self.fftBinRange = firstFFTBin[0]..<(firstFFTBin[p.binCount - 1] + weights.count - weightOffsets[p.binCount - 1])
+        self.fftBinRange = firstFFTBin[0]..<(lastBin + 1)
+        self.magnitudeCount = max(lastFFTBin + 1, firstFFTBin[p.binCount - 1] + weights.count - weightOffsets[p.binCount - 1])
         self.weights = weights
 
         // Calibrate: response of each band to cos(2π·center·t), then divide it out.
-        var magnitudes = [Float](repeating: 0, count: lastFFTBin + 1)
+        var magnitudes = [Float](repeating: 0, count: magnitudeCount)
         var response = [Float](repeating: 0, count: p.binCount)
         for k in 0..<p.binCount {
             let omega = 2 * Double.pi * p.centerFrequency(ofBin: Double(k)) / Double(p.sampleRate)
@@ -67,29 +75,23 @@ public struct LogFrequencyFilterbank: Sendable {
         }
     }
 
-    /// Band values from FFT magnitudes indexed by FFT bin (only `fftBinRange` is read).
+    /// Band values from FFT magnitudes indexed by FFT bin; `magnitudes` holds `magnitudeCount`.
     public func apply(magnitudes: UnsafeBufferPointer<Float>, into bands: UnsafeMutableBufferPointer<Float>) {
         let m = UnsafeRawPointer(magnitudes.baseAddress!)
         let stride = MemoryLayout<Float>.stride
         weights.withUnsafeBytes { w in
             for k in 0..<bandCount {
                 // Dot product of the band's weights with its run of magnitudes, eight at a time.
-                let start = weightOffsets[k], count = weightOffsets[k + 1] - start
-                let first = firstFFTBin[k]
+                var weight = w.baseAddress! + weightOffsets[k] * stride
+                let end = w.baseAddress! + weightOffsets[k + 1] * stride
+                var magnitude = m + firstFFTBin[k] * stride
                 var lanes = SIMD8<Float>()
-                var i = 0
-                while i + 8 <= count {
-                    let weight = w.loadUnaligned(fromByteOffset: (start + i) * stride, as: SIMD8<Float>.self)
-                    let magnitude = m.loadUnaligned(fromByteOffset: (first + i) * stride, as: SIMD8<Float>.self)
-                    lanes += weight * magnitude
-                    i += 8
+                while weight < end {
+                    lanes += weight.loadUnaligned(as: SIMD8<Float>.self) * magnitude.loadUnaligned(as: SIMD8<Float>.self)
+                    weight += 8 * stride
+                    magnitude += 8 * stride
                 }
-                var sum = lanes.sum()
-                while i < count {
-                    sum += weights[start + i] * magnitudes[first + i]
-                    i += 1
-                }
-                bands[k] = sum
+                bands[k] = lanes.sum()
             }
         }
     }

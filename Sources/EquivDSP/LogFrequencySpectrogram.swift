@@ -32,7 +32,7 @@ public final class LogFrequencySpectrogram {
         self.filterbank = LogFrequencyFilterbank(parameters: parameters, window: window, fft: fft)
         self.history = .allocate(capacity: 2 * n)
         self.untilFrame = n
-        self.magnitudes = .allocate(capacity: n / 2 + 1)
+        self.magnitudes = .allocate(capacity: filterbank.magnitudeCount)
         self.frame = .allocate(capacity: parameters.binCount)
         history.initialize(repeating: 0)
         magnitudes.initialize(repeating: 0)

@@ -24,7 +24,8 @@ public final class RealFFT {
         else { throw .fftPlanFailed(size: size) }
         let planned: fftwf_plan? = plannerLock.withLock {
             // FFTW_MEASURE overwrites the buffers while it times candidates; nothing is in them yet.
-            fftwf_plan_dft_r2c_1d(Int32(size), inPtr, outPtr, UInt32(FFTW_MEASURE))
+            // The input is refilled before every execute, so FFTW may use it as scratch.
+            fftwf_plan_dft_r2c_1d(Int32(size), inPtr, outPtr, UInt32(FFTW_MEASURE | FFTW_DESTROY_INPUT))
         }
         guard let planned else {
             fftwf_free(inPtr)
