@@ -38,12 +38,21 @@ struct Features: ParsableCommand {
             + "(\(p.binsPerSemitone)/semitone from \(p.fmin) Hz), windows of \(p.windowFrames) frames every \(p.windowStepFrames)")
         print(FileSummary.header)
         var total = FileSummary.Totals()
+        var failures = 0
+        var stderr = StandardError()
         for file in files {
-            let summary = try FileSummary.measure(file, frontEnd: frontEnd)
-            print(summary.line)
-            total.add(summary)
+            // One unreadable file is reported and skipped; the exit status still says so.
+            do {
+                let summary = try FileSummary.measure(file, frontEnd: frontEnd)
+                print(summary.line)
+                total.add(summary)
+            } catch {
+                print("error: \(error)", to: &stderr)
+                failures += 1
+            }
         }
         print(total.line)
+        if failures > 0 { throw ExitCode.failure }
     }
 
     private func export(_ path: String, to out: String, frontEnd: FrontEnd) throws {

@@ -76,3 +76,13 @@ def test_unreadable_input_exits_nonzero_naming_the_file(tmp_path, content, reaso
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert str(path) in result.stderr and reason in result.stderr
+
+
+def test_summary_reports_a_bad_file_and_goes_on(tmp_path):
+    good, bad = tmp_path / "good.wav", tmp_path / "bad.wav"
+    scipy.io.wavfile.write(good, RATE, machine_like(2.0, seed=2))
+    bad.write_bytes(b"RIFF....WAVEjunk")
+    result = subprocess.run([EQUIVD, "features", str(bad), str(good)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"error: {bad}:" in result.stderr
+    assert "good.wav" in result.stdout and "total: 1 files" in result.stdout
