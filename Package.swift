@@ -9,9 +9,11 @@ let package = Package(
         .executable(name: "equivctl", targets: ["equivctl"]),
         .library(name: "EquivDSP", targets: ["EquivDSP"]),
         .library(name: "EquivAudio", targets: ["EquivAudio"]),
+        .library(name: "EquivModel", targets: ["EquivModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         // One thin module per C library: a module map, pkg-config for the flags, apt for the package.
@@ -23,6 +25,11 @@ let package = Package(
 
         .target(name: "EquivDSP", dependencies: ["CFFTW"]),
         .target(name: "EquivAudio", dependencies: ["CALSA", "CSndFile", "CSampleRate"]),
+        .target(
+            name: "EquivModel",
+            dependencies: ["CBLAS", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/README.md"]
+        ),
 
         .executableTarget(
             name: "equivd",
@@ -38,5 +45,6 @@ let package = Package(
 
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
         .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile"]),
+        .testTarget(name: "EquivModelTests", dependencies: ["EquivModel"]),
     ]
 )

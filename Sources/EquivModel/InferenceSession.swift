@@ -1,0 +1,114 @@
+import CBLAS
+import Foundation
+
+/// A model planned for fixed input shapes: every shape resolved, everything known at load
+/// folded, every buffer allocated and every kernel bound to its buffers. `run()` allocates
+/// nothing. Not thread-safe: one session per thread.
+public final class InferenceSession {
+    public struct Options: Sendable {
+        /// OpenBLAS threads (process-wide). The service shares two cores with capture and DSP.
+        public var blasThreads = 1
+        public init() {}
+    }
+
+    public struct Port {
+        public let name: String
+        public let shape: [Int]
+        public let buffer: UnsafeMutableBufferPointer<Float>
+    }
+
+    /// Inputs to fill before `run()`, in the graph's order (those bound as constants excluded).
+    public let inputs: [Port]
+    /// Outputs valid after `run()`, in the graph's order.
+    public let outputs: [Port]
+    public let model: ONNXModel
+    private let arena: Arena
+    private let kernels: [(location: String, run: () -> Void)]
+
+    /// Plans `model` for `inputShapes` (by input name; an input whose declared shape is fully
+    /// fixed may be omitted). `constants` binds inputs at load instead, e.g. int64 shapes.
+    public init(
+        model: ONNXModel, inputShapes: [String: [Int]] = [:], constants: [String: Tensor] = [:],
+        options: Options = Options()
+    ) throws(ModelError) {
+        openblas_set_num_threads(Int32(options.blasThreads))
+        self.model = model
+        let arena = Arena()
+        let planner = Planner(opset: model.opset, arena: arena)
+        for node in model.orderedNodes {
+            for name in node.input where !name.isEmpty { planner.useCounts[name, default: 0] += 1 }
+        }
+        for name in model.outputNames { planner.useCounts[name, default: 0] += 1 }
+        for initializer in model.graph.initializer {
+            planner.values[initializer.name] = .constant(try Tensor(proto: initializer, location: "initializer '\(initializer.name)'"))
+        }
+        var inputs: [Port] = []
+        for name in model.inputNames {
+            let location = "input '\(name)'"
+            if let bound = constants[name] {
+                planner.values[name] = .constant(bound)
+                continue
+            }
+            if let type = model.declaredElementType(ofInput: name), type != ONNXDataType.float.rawValue {
+                throw ModelError(.unsupportedType, location, "element type \(type) is not float32; bind it with `constants`")
+            }
+            let declared = model.declaredShape(ofInput: name)
+            guard let shape = inputShapes[name] ?? declared.flatMap({ $0.allSatisfy { $0 != nil } ? $0.map { $0! } : nil }) else {
+                throw ModelError(.inputShape, location, "shape \(declared.map { "\($0)" } ?? "unknown") is not fixed: give it in inputShapes")
+            }
+            if let declared {
+                let fits = declared.count == shape.count && zip(declared, shape).allSatisfy { $0.0 == nil || $0.0 == $0.1 }
+                guard fits else {
+                    throw ModelError(.inputShape, location, "shape \(shape) does not match the declared \(declared.map { $0.map(String.init) ?? "?" })")
+                }
+            }
+            let count = try elementCount(shape, location)
+            let pointer = arena.floats(count)
+            planner.values[name] = .buffer(FloatBuffer(shape: shape, pointer: pointer))
+            inputs.append(Port(name: name, shape: shape, buffer: UnsafeMutableBufferPointer(start: pointer, count: count)))
+        }
+        for (index, node) in model.orderedNodes.enumerated() {
+            try planner.plan(node, index: index)
+        }
+        var outputs: [Port] = []
+        for name in model.outputNames {
+            let location = "output '\(name)'"
+            guard let value = planner.values[name] else { throw ModelError(.invalidModel, location, "is never computed") }
+            let b = try planner.buffer(for: value, location: location, role: "output")
+            outputs.append(Port(name: name, shape: b.shape, buffer: UnsafeMutableBufferPointer(start: b.pointer, count: b.count)))
+        }
+        planner.scratch.allocate(in: arena)
+        self.arena = arena
+        self.kernels = planner.kernels
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+
+    /// Runs every kernel on what is in the input buffers; results land in the output buffers.
+    public func run() {
+        for kernel in kernels { kernel.run() }
+    }
+
+    /// Convenience: copies `values` (by input name) in, runs, and returns copies of the outputs.
+    public func run(_ values: [String: Tensor]) throws(ModelError) -> [String: Tensor] {
+        for port in inputs {
+            let location = "input '\(port.name)'"
+            guard let t = values[port.name] else { throw ModelError(.inputShape, location, "is missing") }
+            guard t.shape == port.shape, let floats = t.floats else {
+                throw ModelError(.inputShape, location, "got \(t.isFloat ? "" : "non-float ")shape \(t.shape), the session was planned for \(port.shape)")
+            }
+            _ = port.buffer.update(fromContentsOf: floats)
+        }
+        run()
+        return Dictionary(uniqueKeysWithValues: outputs.map { ($0.name, Tensor(shape: $0.shape, floats: Array($0.buffer))) })
+    }
+
+    /// Floats held in the session's buffers (activations, constants copied for kernels, scratch).
+    public var bufferFloats: Int { arena.floatCount }
+
+    /// ONNX operator types the runtime plans (docs/onnx-support.md has their limits).
+    public static var supportedOperators: Set<String> { Set(operatorPlanners.keys) }
+
+    /// Number of kernels `run()` executes after folding and fusion.
+    public var kernelCount: Int { kernels.count }
+}

@@ -1,0 +1,235 @@
+import Foundation
+
+/// Spatial geometry shared by Conv and the pooling operators, for 1-D and 2-D inputs. A 1-D
+/// operator is planned as 2-D with a height of 1.
+struct Window2D {
+    var inputHeight = 1, inputWidth = 1
+    var kernelHeight = 1, kernelWidth = 1
+    var strideY = 1, strideX = 1
+    var dilationY = 1, dilationX = 1
+    var padTop = 0, padLeft = 0, padBottom = 0, padRight = 0
+    var outputHeight = 1, outputWidth = 1
+
+    /// Reads kernel, strides, dilations, pads and auto_pad for `spatial` (the input's spatial
+    /// dimensions) and computes the output size; `ceilMode` rounds the output size up (pooling).
+    init(
+        _ ctx: NodeContext, spatial: [Int], kernel: [Int], ceilMode: Bool = false, allowDilations: Bool = true
+    ) throws(ModelError) {
+        let rank = spatial.count
+        guard rank == 1 || rank == 2 else {
+            throw ctx.unsupported("\(rank)-D spatial input is not supported (1-D and 2-D are)")
+        }
+        guard kernel.count == rank, kernel.allSatisfy({ $0 >= 1 }) else {
+            throw ctx.invalid("kernel shape \(kernel) does not fit \(rank)-D input")
+        }
+        let strides = try ctx.ints("strides") ?? Array(repeating: 1, count: rank)
+        let dilations = try ctx.ints("dilations") ?? Array(repeating: 1, count: rank)
+        guard strides.count == rank, strides.allSatisfy({ $0 >= 1 }) else { throw ctx.invalid("bad strides \(strides)") }
+        guard dilations.count == rank, dilations.allSatisfy({ $0 >= 1 }) else {
+            throw ctx.invalid("bad dilations \(dilations)")
+        }
+        if !allowDilations && dilations.contains(where: { $0 != 1 }) { throw ctx.unsupported("dilations are not supported here") }
+        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * rank)
+        guard pads.count == 2 * rank, pads.allSatisfy({ $0 >= 0 }) else { throw ctx.invalid("bad pads \(pads)") }
+        var output = [Int](repeating: 0, count: rank)
+        let autoPad = try ctx.string("auto_pad", default: "NOTSET")
+        for d in 0..<rank {
+            let extent = dilations[d] * (kernel[d] - 1) + 1
+            switch autoPad {
+            case "NOTSET", "":
+                let span = spatial[d] + pads[d] + pads[d + rank] - extent
+                guard span >= 0 else {
+                    throw ctx.invalid("kernel extent \(extent) exceeds padded input \(spatial[d] + pads[d] + pads[d + rank])")
+                }
+                output[d] = (ceilMode ? (span + strides[d] - 1) / strides[d] : span / strides[d]) + 1
+                // With ceil_mode the last window must start inside the input or the left padding.
+                if ceilMode && (output[d] - 1) * strides[d] >= spatial[d] + pads[d] { output[d] -= 1 }
+            case "VALID":
+                guard spatial[d] >= extent else { throw ctx.invalid("kernel extent \(extent) exceeds input \(spatial[d])") }
+                output[d] = (spatial[d] - extent) / strides[d] + 1
+                pads[d] = 0
+                pads[d + rank] = 0
+            case "SAME_UPPER", "SAME_LOWER":
+                output[d] = (spatial[d] + strides[d] - 1) / strides[d]
+                let total = max(0, (output[d] - 1) * strides[d] + extent - spatial[d])
+                let small = total / 2
+                pads[d] = autoPad == "SAME_UPPER" ? small : total - small
+                pads[d + rank] = total - pads[d]
+            default:
+                throw ctx.invalid("auto_pad '\(autoPad)' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER")
+            }
+        }
+        if rank == 1 {
+            (inputWidth, kernelWidth, strideX, dilationX) = (spatial[0], kernel[0], strides[0], dilations[0])
+            (padLeft, padRight, outputWidth) = (pads[0], pads[1], output[0])
+        } else {
+            (inputHeight, inputWidth) = (spatial[0], spatial[1])
+            (kernelHeight, kernelWidth) = (kernel[0], kernel[1])
+            (strideY, strideX, dilationY, dilationX) = (strides[0], strides[1], dilations[0], dilations[1])
+            (padTop, padLeft, padBottom, padRight) = (pads[0], pads[1], pads[2], pads[3])
+            (outputHeight, outputWidth) = (output[0], output[1])
+        }
+    }
+
+    var inputPlane: Int { inputHeight * inputWidth }
+    var outputPlane: Int { outputHeight * outputWidth }
+    var kernelSize: Int { kernelHeight * kernelWidth }
+
+    /// Output x positions whose input x = ox·strideX − padLeft + kx·dilationX lies inside the input.
+    func validX(_ kx: Int) -> Range<Int> {
+        let offset = kx * dilationX - padLeft
+        let low = max(0, ceilDiv(-offset, strideX))
+        let high = min(outputWidth, ceilDiv(inputWidth - offset, strideX))
+        return low..<max(low, high)
+    }
+
+    func validY(_ ky: Int) -> Range<Int> {
+        let offset = ky * dilationY - padTop
+        let low = max(0, ceilDiv(-offset, strideY))
+        let high = min(outputHeight, ceilDiv(inputHeight - offset, strideY))
+        return low..<max(low, high)
+    }
+}
+
+@inline(__always)
+func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
+
+/// Unfolds one image's channels into columns (im2col): row (c, ky, kx), column (oy, ox).
+private func unfold(
+    _ x: UnsafePointer<Float>, channels: Int, _ w: Window2D, rangesX: [Range<Int>], rangesY: [Range<Int>],
+    into col: UnsafeMutablePointer<Float>
+) {
+    let ow = w.outputWidth, plane = w.outputPlane
+    var row = col
+    for c in 0..<channels {
+        let image = x + c * w.inputPlane
+        for ky in 0..<w.kernelHeight {
+            let ys = rangesY[ky]
+            for kx in 0..<w.kernelWidth {
+                let xs = rangesX[kx]
+                if ys.count < w.outputHeight || xs.count < ow { row.update(repeating: 0, count: plane) }
+                for oy in ys {
+                    let iy = oy * w.strideY - w.padTop + ky * w.dilationY
+                    let source = image + iy * w.inputWidth + (xs.lowerBound * w.strideX - w.padLeft + kx * w.dilationX)
+                    let target = row + oy * ow + xs.lowerBound
+                    if w.strideX == 1 {
+                        target.update(from: source, count: xs.count)
+                    } else {
+                        for i in 0..<xs.count { target[i] = source[i * w.strideX] }
+                    }
+                }
+                row += plane
+            }
+        }
+    }
+}
+
+func registerConvolution(_ table: inout [String: OperatorPlanner]) {
+    table["Conv"] = planConv
+    table["BatchNormalization"] = planBatchNormalization
+}
+
+/// Conv as one sgemm per image and group over the unfolded input (1×1 convolutions with unit
+/// strides and no padding read the input directly). The bias initializes the output.
+private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes(["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
+    let xs = try ctx.shape(0), ws = try ctx.shape(1)
+    guard xs.count >= 3, ws.count == xs.count else { throw ctx.invalid("Conv needs X [N, C, …] and W of the same rank, got \(xs) and \(ws)") }
+    let group = try ctx.int("group", default: 1)
+    let (batch, channels, filters) = (xs[0], xs[1], ws[0])
+    guard group >= 1, channels % group == 0, filters % group == 0, ws[1] == channels / group else {
+        throw ctx.invalid("X has \(channels) channels, W \(ws) and group \(group) do not match")
+    }
+    let kernel = Array(ws.dropFirst(2))
+    if let declared = try ctx.ints("kernel_shape"), declared != kernel {
+        throw ctx.invalid("kernel_shape \(declared) differs from W's \(kernel)")
+    }
+    let w = try Window2D(ctx, spatial: Array(xs.dropFirst(2)), kernel: kernel)
+    var outShape = [batch, filters] + (xs.count == 3 ? [w.outputWidth] : [w.outputHeight, w.outputWidth])
+    _ = try elementCount(outShape, ctx.location)
+    let x = try ctx.floatInput(0), weights = try ctx.floatInput(1)
+    let bias = ctx.has(2) ? try ctx.floatInput(2) : nil
+    if let bias, bias.count != filters { throw ctx.invalid("bias has \(bias.count) values for \(filters) filters") }
+    let out = try ctx.output(outShape)
+    outShape = []
+
+    let cg = channels / group, mg = filters / group
+    let depth = cg * w.kernelSize  // rows of the unfolded input
+    let plane = w.outputPlane
+    let direct = w.kernelSize == 1 && w.strideX == 1 && w.strideY == 1 && w.padTop + w.padLeft + w.padBottom + w.padRight == 0
+    let scratch = ctx.planner.scratch
+    if !direct { scratch.reserve(try elementCount([depth, plane], ctx.location)) }
+    let rangesX = (0..<w.kernelWidth).map(w.validX), rangesY = (0..<w.kernelHeight).map(w.validY)
+    let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
+    let inputImage = channels * w.inputPlane, outputImage = filters * plane
+    ctx.kernel {
+        for n in 0..<batch {
+            for g in 0..<group {
+                let input = px + n * inputImage + g * cg * w.inputPlane
+                let output = py + n * outputImage + g * mg * plane
+                if let pb {
+                    for m in 0..<mg { (output + m * plane).update(repeating: pb[g * mg + m], count: plane) }
+                }
+                let columns: UnsafePointer<Float>
+                if direct {
+                    columns = UnsafePointer(input)
+                } else {
+                    let col = scratch.pointer!
+                    unfold(input, channels: cg, w, rangesX: rangesX, rangesY: rangesY, into: col)
+                    columns = UnsafePointer(col)
+                }
+                sgemm(transposeA: false, transposeB: false, m: mg, n: plane, k: depth, pw + g * mg * depth, lda: depth,
+                      columns, ldb: plane, beta: pb == nil ? 0 : 1, output, ldc: plane)
+            }
+        }
+    }
+    return [.buffer(out)]
+}
+
+/// Inference-mode batch normalization, y = a[c]·x + b[c], with a and b computed at load when the
+/// statistics are constants; runs in place inside the kernel that produced x when it is x's only
+/// reader.
+private func planBatchNormalization(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes(["epsilon", "momentum", "training_mode", "spatial", "is_test"])
+    if try ctx.int("training_mode", default: 0) != 0 { throw ctx.unsupported("training_mode = 1 is not supported (inference only)") }
+    if try ctx.int("spatial", default: 1) != 1 { throw ctx.unsupported("spatial = 0 is not supported") }
+    let epsilon = try ctx.float("epsilon", default: 1e-5)
+    let xs = try ctx.shape(0)
+    guard xs.count >= 2 else { throw ctx.invalid("X must have at least 2 dimensions, got \(xs)") }
+    let channels = xs[1]
+    for i in 1...4 where try ctx.shape(i) != [channels] {
+        throw ctx.invalid("input \(i) has shape \(try ctx.shape(i)), expected [\(channels)]")
+    }
+    // y = a·x + b per channel, with a = scale/√(var + ε) and b = B − mean·a.
+    let a = ctx.planner.arena.floats(channels), b = ctx.planner.arena.floats(channels)
+    let parameters = try (1...4).map { i throws(ModelError) in try ctx.floatInput(i).pointer }
+    let computeCoefficients = {
+        for c in 0..<channels {
+            let ac = parameters[0][c] / (parameters[3][c] + epsilon).squareRoot()
+            a[c] = ac
+            b[c] = parameters[1][c] - parameters[2][c] * ac
+        }
+    }
+    let known = (1...4).allSatisfy { ctx.constantFloats($0) != nil }
+    if known { computeCoefficients() }
+    let plane = xs.dropFirst(2).reduce(1, *), images = xs[0]
+    func apply(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
+        if !known { computeCoefficients() }
+        var i = 0
+        for _ in 0..<images {
+            for c in 0..<channels {
+                let (ac, bc) = (a[c], b[c])
+                for j in 0..<plane { output[i + j] = ac * input[i + j] + bc }
+                i += plane
+            }
+        }
+    }
+    if let fused = ctx.planner.fuseInPlace(input: ctx.node.input[0], { apply($0.pointer, $0.pointer) }) {
+        return [.buffer(fused)]
+    }
+    let x = try ctx.floatInput(0)
+    let out = try ctx.output(xs)
+    let px = x.pointer, py = out.pointer
+    ctx.kernel { apply(px, py) }
+    return [.buffer(out)]
+}

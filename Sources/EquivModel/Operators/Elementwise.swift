@@ -1,0 +1,221 @@
+import Foundation
+
+/// NumPy-style broadcasting of two shapes, planned once: the output shape, and the output split
+/// into rows of `inner` elements, each row reading `a` and `b` from a start offset with a step of
+/// 0 (broadcast) or 1.
+struct BroadcastPlan {
+    let shape: [Int]
+    let inner: Int
+    let aStep: Int
+    let bStep: Int
+    /// (a offset, b offset) of each row; row r writes output[r·inner ..< (r+1)·inner].
+    let rowOffsets: [(Int, Int)]
+
+    init(_ a: [Int], _ b: [Int], location: String) throws(ModelError) {
+        let rank = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: rank - a.count) + a
+        let pb = [Int](repeating: 1, count: rank - b.count) + b
+        var out: [Int] = []
+        for i in 0..<rank {
+            guard pa[i] == pb[i] || pa[i] == 1 || pb[i] == 1 else {
+                throw ModelError(.invalidShape, location, "shapes \(a) and \(b) do not broadcast")
+            }
+            out.append(pa[i] == 1 ? pb[i] : pa[i])
+        }
+        _ = try elementCount(out, location)
+        shape = out
+        // Strides in each operand, 0 where it is broadcast along that output dimension.
+        let sa0 = strides(of: pa), sb0 = strides(of: pb)
+        var dims: [(n: Int, sa: Int, sb: Int)] = []
+        for i in 0..<rank where out[i] != 1 {
+            dims.append((out[i], pa[i] == 1 ? 0 : sa0[i], pb[i] == 1 ? 0 : sb0[i]))
+        }
+        // Merge neighbours that are contiguous in both operands: fewer, longer rows.
+        var merged: [(n: Int, sa: Int, sb: Int)] = []
+        for d in dims {
+            if let last = merged.last, last.sa == d.sa * d.n, last.sb == d.sb * d.n {
+                merged[merged.count - 1] = (last.n * d.n, d.sa, d.sb)
+            } else {
+                merged.append(d)
+            }
+        }
+        guard let innermost = merged.last else {
+            (inner, aStep, bStep, rowOffsets) = (1, 0, 0, [(0, 0)])
+            return
+        }
+        inner = innermost.n
+        aStep = innermost.sa
+        bStep = innermost.sb
+        let outer = Array(merged.dropLast())
+        let rows = outer.reduce(1) { $0 * $1.n }
+        var offsets: [(Int, Int)] = []
+        offsets.reserveCapacity(rows)
+        var index = [Int](repeating: 0, count: outer.count)
+        for _ in 0..<rows {
+            var oa = 0, ob = 0
+            for (k, d) in outer.enumerated() {
+                oa += index[k] * d.sa
+                ob += index[k] * d.sb
+            }
+            offsets.append((oa, ob))
+            var k = outer.count - 1
+            while k >= 0 {
+                index[k] += 1
+                if index[k] < outer[k].n { break }
+                index[k] = 0
+                k -= 1
+            }
+        }
+        rowOffsets = offsets
+    }
+
+    /// Applies `op` over arrays: used for values known at load (int64 shape arithmetic).
+    func apply<T>(_ a: [T], _ b: [T], _ op: (T, T) -> T) -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(rowOffsets.count * inner)
+        for (oa, ob) in rowOffsets {
+            for i in 0..<inner { out.append(op(a[oa + i * aStep], b[ob + i * bStep])) }
+        }
+        return out
+    }
+}
+
+/// A binary float kernel over planned rows; `op` is inlined by specialization.
+@inline(__always)
+func broadcastKernel(
+    _ plan: BroadcastPlan, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+    _ op: @escaping (Float, Float) -> Float
+) -> () -> Void {
+    let inner = plan.inner, sa = plan.aStep, sb = plan.bStep, rows = plan.rowOffsets
+    return {
+        var o = out
+        for (oa, ob) in rows {
+            let pa = a + oa, pb = b + ob
+            switch (sa, sb) {
+            case (1, 1): for i in 0..<inner { o[i] = op(pa[i], pb[i]) }
+            case (1, 0): let y = pb[0]; for i in 0..<inner { o[i] = op(pa[i], y) }
+            case (0, 1): let x = pa[0]; for i in 0..<inner { o[i] = op(x, pb[i]) }
+            default: for i in 0..<inner { o[i] = op(pa[i * sa], pb[i * sb]) }
+            }
+            o += inner
+        }
+    }
+}
+
+private func binary(
+    _ floatOp: @escaping @Sendable (Float, Float) -> Float, _ intOp: (@Sendable (Int64, Int64) -> Int64)?
+) -> OperatorPlanner {
+    { (ctx: NodeContext) throws(ModelError) -> [PlannedValue] in
+        try ctx.allowAttributes([])
+        let plan = try BroadcastPlan(try ctx.shape(0), try ctx.shape(1), location: ctx.location)
+        if case .constant(let a) = try ctx.input(0), case .constant(let b) = try ctx.input(1),
+            let x = a.int64s, let y = b.int64s
+        {
+            guard let intOp else { throw ctx.unsupported("int64 operands are not supported") }
+            return [.constant(Tensor(shape: plan.shape, int64s: plan.apply(x, y, intOp)))]
+        }
+        let a = try ctx.floatInput(0), b = try floatOperand(ctx, 1)
+        let out = try ctx.output(plan.shape)
+        ctx.kernel(broadcastKernel(plan, a.pointer, b.pointer, out.pointer, floatOp))
+        return [.buffer(out)]
+    }
+}
+
+/// The second operand as floats; an integer one known at load (Pow's exponent) is converted.
+private func floatOperand(_ ctx: NodeContext, _ i: Int) throws(ModelError) -> FloatBuffer {
+    if ctx.node.opType == "Pow", case .constant(let t) = try ctx.input(i), !t.isFloat {
+        return try ctx.planner.buffer(for: .constant(Tensor(shape: t.shape, floats: t.asFloats)), location: ctx.location, role: "exponent")
+    }
+    return try ctx.floatInput(i)
+}
+
+/// A unary float operator. When it is the only reader of what the previous kernel wrote, it
+/// runs inside that kernel, in place (Conv + Relu costs one pass over memory, not two).
+private func unary(
+    attributes: Set<String> = [], _ makeOp: @escaping @Sendable (NodeContext) throws(ModelError) -> (Float) -> Float
+) -> OperatorPlanner {
+    { (ctx: NodeContext) throws(ModelError) -> [PlannedValue] in
+        try ctx.allowAttributes(attributes)
+        let op = try makeOp(ctx)
+        let fused = ctx.planner.fuseInPlace(input: ctx.node.input[0]) { b in
+            let p = b.pointer
+            for i in 0..<b.count { p[i] = op(p[i]) }
+        }
+        if let fused { return [.buffer(fused)] }
+        let x = try ctx.floatInput(0)
+        let out = try ctx.output(x.shape)
+        let count = x.count, input = x.pointer, output = out.pointer
+        ctx.kernel { for i in 0..<count { output[i] = op(input[i]) } }
+        return [.buffer(out)]
+    }
+}
+
+/// The output is the input (Identity, and Dropout in inference).
+private func passThrough(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    [try ctx.input(0)]
+}
+
+func registerElementwise(_ table: inout [String: OperatorPlanner]) {
+    table["Add"] = binary(+, { $0 &+ $1 })
+    table["Sub"] = binary(-, { $0 &- $1 })
+    table["Mul"] = binary(*, { $0 &* $1 })
+    table["Div"] = binary(/, { $1 == 0 ? 0 : $0 / $1 })
+    table["Pow"] = binary({ Foundation.pow($0, $1) }, nil)
+
+    table["Relu"] = unary { _ in { max($0, 0) } }
+    table["LeakyRelu"] = unary(attributes: ["alpha"]) { ctx throws(ModelError) in
+        let alpha = try ctx.float("alpha", default: 0.01)
+        return { $0 >= 0 ? $0 : alpha * $0 }
+    }
+    table["Sigmoid"] = unary { _ in { 1 / (1 + Foundation.exp(-$0)) } }
+    table["Tanh"] = unary { _ in { Foundation.tanh($0) } }
+    table["Exp"] = unary { _ in { Foundation.exp($0) } }
+    table["Log"] = unary { _ in { Foundation.log($0) } }
+    table["Sqrt"] = unary { _ in { $0.squareRoot() } }
+    table["Neg"] = unary { _ in { -$0 } }
+    table["Abs"] = unary { _ in { abs($0) } }
+    table["Reciprocal"] = unary { _ in { 1 / $0 } }
+    table["Clip"] = planClip
+
+    table["Identity"] = passThrough
+    table["Dropout"] = planDropout
+}
+
+private func planDropout(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes(["ratio", "seed", "is_test"])
+    if let training = try ctx.constant(2, "training_mode"), training.integers.first ?? 0 != 0 {
+        throw ctx.unsupported("training_mode = true is not supported (inference only)")
+    }
+    if ctx.node.output.count > 1 && !ctx.node.output[1].isEmpty {
+        throw ctx.unsupported("the mask output is not supported (inference only)")
+    }
+    return try passThrough(ctx)
+}
+
+/// Clip to [min, max]: attributes before opset 11, optional inputs after (read when the kernel
+/// runs, so they may be computed or given at run time).
+private func planClip(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes(["min", "max"])
+    let arena = ctx.planner.arena
+    var low = arena.floats(1), high = arena.floats(1)
+    low.pointee = -Float.greatestFiniteMagnitude
+    high.pointee = Float.greatestFiniteMagnitude
+    if ctx.opset < 11 {
+        low.pointee = try ctx.float("min", default: low.pointee)
+        high.pointee = try ctx.float("max", default: high.pointee)
+    } else {
+        for (i, bound) in [(1, "min"), (2, "max")] where ctx.has(i) {
+            let b = try ctx.floatInput(i)
+            guard b.count == 1 else { throw ctx.invalid("\(bound) must be a scalar, got shape \(b.shape)") }
+            if i == 1 { low = b.pointer } else { high = b.pointer }
+        }
+    }
+    let x = try ctx.floatInput(0)
+    let out = try ctx.output(x.shape)
+    let px = x.pointer, py = out.pointer, count = x.count
+    ctx.kernel {
+        let (l, h) = (low.pointee, high.pointee)
+        for i in 0..<count { py[i] = min(max(px[i], l), h) }
+    }
+    return [.buffer(out)]
+}

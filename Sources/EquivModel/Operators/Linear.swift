@@ -1,0 +1,89 @@
+import CBLAS
+
+/// C = alpha · op(A) · op(B) + beta · C on row-major matrices, through OpenBLAS.
+@inline(__always)
+func sgemm(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+    _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, beta: Float,
+    _ c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    cblas_sgemm(
+        CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+        blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+}
+
+func registerLinear(_ table: inout [String: OperatorPlanner]) {
+    table["MatMul"] = planMatMul
+    table["Gemm"] = planGemm
+}
+
+/// NumPy matmul: 1-D operands are promoted, leading (batch) dimensions broadcast.
+private func planMatMul(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes([])
+    var sa = try ctx.shape(0), sb = try ctx.shape(1)
+    guard !sa.isEmpty, !sb.isEmpty else { throw ctx.invalid("MatMul of a scalar") }
+    let vectorA = sa.count == 1, vectorB = sb.count == 1
+    if vectorA { sa = [1] + sa }
+    if vectorB { sb = sb + [1] }
+    let (m, k) = (sa[sa.count - 2], sa[sa.count - 1])
+    let (k2, n) = (sb[sb.count - 2], sb[sb.count - 1])
+    guard k == k2 else { throw ctx.invalid("MatMul inner dimensions differ: \(try ctx.shape(0)) × \(try ctx.shape(1))") }
+    // Broadcast the batch dimensions; each batch is one sgemm.
+    let batch = try BroadcastPlan(Array(sa.dropLast(2)), Array(sb.dropLast(2)), location: ctx.location)
+    var outShape = batch.shape + [m, n]
+    if vectorA { outShape.remove(at: outShape.count - 2) }
+    if vectorB { outShape.removeLast() }
+    let a = try ctx.floatInput(0), b = try ctx.floatInput(1)
+    let out = try ctx.output(outShape)
+    var pairs: [(Int, Int)] = []
+    for (oa, ob) in batch.rowOffsets {
+        for i in 0..<batch.inner { pairs.append(((oa + i * batch.aStep) * m * k, (ob + i * batch.bStep) * k * n)) }
+    }
+    let pa = a.pointer, pb = b.pointer, pc = out.pointer
+    ctx.kernel {
+        for (index, (oa, ob)) in pairs.enumerated() {
+            sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, pa + oa, lda: k, pb + ob, ldb: n,
+                  beta: 0, pc + index * m * n, ldc: n)
+        }
+    }
+    return [.buffer(out)]
+}
+
+/// Y = alpha · A' · B' + beta · C, with C broadcast to (M, N).
+private func planGemm(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes(["alpha", "beta", "transA", "transB", "broadcast"])
+    let alpha = try ctx.float("alpha", default: 1), beta = try ctx.float("beta", default: 1)
+    let transA = try ctx.int("transA", default: 0) != 0, transB = try ctx.int("transB", default: 0) != 0
+    let sa = try ctx.shape(0), sb = try ctx.shape(1)
+    guard sa.count == 2, sb.count == 2 else { throw ctx.invalid("Gemm needs 2-D A and B, got \(sa) and \(sb)") }
+    let (m, k) = transA ? (sa[1], sa[0]) : (sa[0], sa[1])
+    let (k2, n) = transB ? (sb[1], sb[0]) : (sb[0], sb[1])
+    guard k == k2 else { throw ctx.invalid("Gemm inner dimensions differ: A \(sa) (transA \(transA)), B \(sb) (transB \(transB))") }
+    let a = try ctx.floatInput(0), b = try ctx.floatInput(1)
+    let out = try ctx.output([m, n])
+    let pa = a.pointer, pb = b.pointer, py = out.pointer
+    let lda = sa[1], ldb = sb[1]
+    guard ctx.has(2), beta != 0 else {
+        ctx.kernel {
+            sgemm(transposeA: transA, transposeB: transB, m: m, n: n, k: k, alpha: alpha, pa, lda: lda, pb, ldb: ldb,
+                  beta: 0, py, ldc: n)
+        }
+        return [.buffer(out)]
+    }
+    // Copy C, broadcast to (M, N), into Y; then accumulate the product on top with beta.
+    let c = try ctx.floatInput(2)
+    let cs = [Int](repeating: 1, count: max(0, 2 - c.shape.count)) + c.shape
+    guard cs.count == 2, cs[0] == 1 || cs[0] == m, cs[1] == 1 || cs[1] == n else {
+        throw ctx.invalid("Gemm C \(c.shape) does not broadcast to [\(m), \(n)]")
+    }
+    let rowStride = cs[0] == 1 ? 0 : cs[1], columnStride = cs[1] == 1 ? 0 : 1
+    let pc = c.pointer
+    ctx.kernel {
+        for r in 0..<m {
+            for j in 0..<n { py[r * n + j] = pc[r * rowStride + j * columnStride] }
+        }
+        sgemm(transposeA: transA, transposeB: transB, m: m, n: n, k: k, alpha: alpha, pa, lda: lda, pb, ldb: ldb,
+              beta: beta, py, ldc: n)
+    }
+    return [.buffer(out)]
+}

@@ -1,0 +1,100 @@
+func registerPooling(_ table: inout [String: OperatorPlanner]) {
+    table["MaxPool"] = planMaxPool
+    table["AveragePool"] = planAveragePool
+    table["GlobalMaxPool"] = planGlobalMaxPool
+    table["GlobalAveragePool"] = planGlobalAveragePool
+}
+
+private func planMaxPool(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] { try planPool(ctx, max: true) }
+private func planAveragePool(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] { try planPool(ctx, max: false) }
+private func planGlobalMaxPool(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] { try planGlobalPool(ctx, max: true) }
+private func planGlobalAveragePool(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    try planGlobalPool(ctx, max: false)
+}
+
+/// MaxPool and AveragePool over 1-D or 2-D windows. Padding never wins a max; an average counts
+/// padded cells only with count_include_pad (and never cells past the right/bottom padding).
+private func planPool(_ ctx: NodeContext, max isMax: Bool) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes(
+        isMax
+            ? ["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"]
+            : ["auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"])
+    if ctx.node.output.count > 1 && !ctx.node.output[1].isEmpty {
+        throw ctx.unsupported("the Indices output is not supported")
+    }
+    let xs = try ctx.shape(0)
+    guard xs.count >= 3 else { throw ctx.invalid("pooling needs X [N, C, …], got \(xs)") }
+    guard let kernel = try ctx.ints("kernel_shape") else { throw ctx.invalid("kernel_shape is required") }
+    let ceilMode = try ctx.int("ceil_mode", default: 0) != 0
+    let includePad = try ctx.int("count_include_pad", default: 0) != 0
+    let w = try Window2D(ctx, spatial: Array(xs.dropFirst(2)), kernel: kernel, ceilMode: ceilMode, allowDilations: isMax)
+    let outShape = Array(xs.prefix(2)) + (xs.count == 3 ? [w.outputWidth] : [w.outputHeight, w.outputWidth])
+    let x = try ctx.floatInput(0)
+    let out = try ctx.output(outShape)
+    let planes = xs[0] * xs[1]
+    let px = x.pointer, py = out.pointer
+    ctx.kernel {
+        for p in 0..<planes {
+            let image = px + p * w.inputPlane
+            var o = py + p * w.outputPlane
+            for oy in 0..<w.outputHeight {
+                let y0 = oy * w.strideY - w.padTop
+                for ox in 0..<w.outputWidth {
+                    let x0 = ox * w.strideX - w.padLeft
+                    var best = -Float.infinity, sum: Float = 0, cells = 0
+                    for ky in 0..<w.kernelHeight {
+                        let iy = y0 + ky * w.dilationY
+                        guard iy >= 0 && iy < w.inputHeight else { continue }
+                        for kx in 0..<w.kernelWidth {
+                            let ix = x0 + kx * w.dilationX
+                            guard ix >= 0 && ix < w.inputWidth else { continue }
+                            let v = image[iy * w.inputWidth + ix]
+                            best = max(best, v)
+                            sum += v
+                            cells += 1
+                        }
+                    }
+                    if isMax {
+                        o.pointee = best
+                    } else {
+                        if includePad {
+                            // Cells of the window that lie inside input + declared padding.
+                            let yEnd = min(y0 + w.kernelHeight, w.inputHeight + w.padBottom)
+                            let xEnd = min(x0 + w.kernelWidth, w.inputWidth + w.padRight)
+                            cells = (yEnd - max(y0, -w.padTop)) * (xEnd - max(x0, -w.padLeft))
+                        }
+                        o.pointee = cells > 0 ? sum / Float(cells) : 0
+                    }
+                    o += 1
+                }
+            }
+        }
+    }
+    return [.buffer(out)]
+}
+
+/// Max or mean over all spatial positions of each channel; output [N, C, 1, …].
+private func planGlobalPool(_ ctx: NodeContext, max isMax: Bool) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes([])
+    let xs = try ctx.shape(0)
+    guard xs.count >= 3 else { throw ctx.invalid("global pooling needs X [N, C, …], got \(xs)") }
+    let plane = xs.dropFirst(2).reduce(1, *), planes = xs[0] * xs[1]
+    let x = try ctx.floatInput(0)
+    let out = try ctx.output(Array(xs.prefix(2)) + Array(repeating: 1, count: xs.count - 2))
+    let px = x.pointer, py = out.pointer
+    ctx.kernel {
+        for p in 0..<planes {
+            let v = px + p * plane
+            if isMax {
+                var best = -Float.infinity
+                for i in 0..<plane { best = max(best, v[i]) }
+                py[p] = best
+            } else {
+                var sum: Float = 0
+                for i in 0..<plane { sum += v[i] }
+                py[p] = sum / Float(plane)
+            }
+        }
+    }
+    return [.buffer(out)]
+}

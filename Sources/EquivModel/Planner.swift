@@ -1,0 +1,289 @@
+import Foundation
+
+/// Owns every float buffer of a session: allocated while planning, zeroed, 64-byte aligned,
+/// freed together when the session goes.
+final class Arena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+    private(set) var floatCount = 0
+
+    func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        blocks.append(raw)
+        floatCount += count
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { blocks.forEach { $0.deallocate() } }
+}
+
+/// Temporary space kernels share (e.g. Conv's unfolded input). Kernels capture the object and read
+/// `pointer` when they run, after `allocate` has sized it for the largest request.
+final class ScratchSpace {
+    private(set) var pointer: UnsafeMutablePointer<Float>?
+    private(set) var required = 0
+
+    func reserve(_ count: Int) { required = max(required, count) }
+
+    func allocate(in arena: Arena) { pointer = arena.floats(required) }
+}
+
+/// A float32 tensor that exists at run time: a shape and the preallocated buffer that holds it.
+struct FloatBuffer {
+    let shape: [Int]
+    let pointer: UnsafeMutablePointer<Float>
+    var count: Int { shape.reduce(1, *) }
+}
+
+/// What planning knows about one value of the graph.
+enum PlannedValue {
+    /// Known at load: an initializer, a Constant, a Shape, or anything computed only from those.
+    case constant(Tensor)
+    /// Computed at run time into a buffer.
+    case buffer(FloatBuffer)
+
+    var shape: [Int] {
+        switch self {
+        case .constant(let t): t.shape
+        case .buffer(let b): b.shape
+        }
+    }
+}
+
+/// Turns an operator's node into kernels (or, when every input is known at load, into constants).
+typealias OperatorPlanner = @Sendable (NodeContext) throws(ModelError) -> [PlannedValue]
+
+/// Walks the graph in order, resolving every shape for the given input shapes, folding what is
+/// known at load, allocating every buffer once and binding each kernel to its buffers.
+final class Planner {
+    let opset: Int
+    let arena: Arena
+    var values: [String: PlannedValue] = [:]
+    /// Kernels in execution order, each bound to its buffers; `location` names the node.
+    var kernels: [(location: String, run: () -> Void)] = []
+    /// How many nodes (and graph outputs) read each value: a value read once may be overwritten.
+    var useCounts: [String: Int] = [:]
+    /// The value the last kernel wrote, when it was a fresh buffer: a following elementwise
+    /// operator that is its only reader can run inside that kernel, in place.
+    var lastProduced: (name: String, pointer: UnsafeMutablePointer<Float>)?
+
+    init(opset: Int, arena: Arena) {
+        self.opset = opset
+        self.arena = arena
+    }
+
+    func plan(_ node: Onnx_NodeProto, index: Int) throws(ModelError) {
+        let location = nodeLocation(name: node.name, opType: node.opType, index: index)
+        guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+            throw ModelError(.unsupportedOperator, location, "operator domain '\(node.domain)' is not supported")
+        }
+        guard let planOperator = operatorPlanners[node.opType] else {
+            throw ModelError(.unsupportedOperator, location, "operator \(node.opType) is not supported (docs/onnx-support.md)")
+        }
+        let inputs = try node.input.map { name throws(ModelError) -> PlannedValue? in
+            if name.isEmpty { return nil }
+            guard let value = values[name] else {
+                throw ModelError(.invalidModel, location, "input '\(name)' is not defined")
+            }
+            return value
+        }
+        let kernelsBefore = kernels.count
+        let outputs: [PlannedValue]
+        if inputs.allSatisfy({ if case .buffer = $0 { false } else { true } }) {
+            outputs = try fold(node, location: location, inputs: inputs, planOperator)
+        } else {
+            outputs = try planOperator(NodeContext(node: node, location: location, inputs: inputs, planner: self))
+        }
+        for (i, name) in node.output.enumerated() where !name.isEmpty {
+            guard i < outputs.count else {
+                throw ModelError(.unsupportedAttribute, location, "output \(i) ('\(name)') is not supported")
+            }
+            values[name] = outputs[i]
+        }
+        if kernels.count > kernelsBefore, case .buffer(let b)? = outputs.first, let name = node.output.first {
+            lastProduced = (name, b.pointer)
+        }
+    }
+
+    /// Appends `apply` to the last kernel, run in place on what it wrote, if `input` is that
+    /// kernel's fresh output and nothing else reads it. Returns the buffer, or nil if it cannot.
+    func fuseInPlace(input name: String, _ apply: @escaping (FloatBuffer) -> Void) -> FloatBuffer? {
+        guard let last = lastProduced, last.name == name, useCounts[name] == 1,
+            case .buffer(let b)? = values[name], b.pointer == last.pointer, let previous = kernels.popLast()
+        else { return nil }
+        kernels.append((previous.location, {
+            previous.run()
+            apply(b)
+        }))
+        return b
+    }
+
+    /// One scratch buffer shared by every kernel (they run one after another), sized to the
+    /// largest request once planning is done.
+    let scratch = ScratchSpace()
+
+    /// Runs a node whose inputs are all known at load once, in a scratch planner, and keeps its
+    /// outputs as constants.
+    private func fold(
+        _ node: Onnx_NodeProto, location: String, inputs: [PlannedValue?], _ planOperator: OperatorPlanner
+    ) throws(ModelError) -> [PlannedValue] {
+        let folding = Planner(opset: opset, arena: Arena())
+        let outputs = try planOperator(NodeContext(node: node, location: location, inputs: inputs, planner: folding))
+        folding.scratch.allocate(in: folding.arena)
+        folding.kernels.forEach { $0.run() }
+        return outputs.map { value in
+            guard case .buffer(let b) = value else { return value }
+            return .constant(Tensor(shape: b.shape, floats: Array(UnsafeBufferPointer(start: b.pointer, count: b.count))))
+        }
+    }
+
+    /// The buffer of a value, copying a float constant into a buffer the first time it is needed.
+    func buffer(for value: PlannedValue, location: String, role: String) throws(ModelError) -> FloatBuffer {
+        switch value {
+        case .buffer(let b): return b
+        case .constant(let t):
+            guard let floats = t.floats else {
+                throw ModelError(.unsupportedType, location, "\(role) is int64; only float32 is computed at run time")
+            }
+            let b = FloatBuffer(shape: t.shape, pointer: arena.floats(floats.count))
+            b.pointer.update(from: floats, count: floats.count)
+            return b
+        }
+    }
+}
+
+/// Everything an operator planner sees of its node: attributes with typed errors, inputs as
+/// constants or buffers, and the means to allocate outputs and add kernels.
+struct NodeContext {
+    let node: Onnx_NodeProto
+    let location: String
+    let inputs: [PlannedValue?]
+    let planner: Planner
+
+    var opset: Int { planner.opset }
+
+    // MARK: Inputs
+
+    var inputCount: Int { inputs.count }
+
+    func has(_ i: Int) -> Bool { i < inputs.count && inputs[i] != nil }
+
+    func input(_ i: Int) throws(ModelError) -> PlannedValue {
+        guard i < inputs.count, let value = inputs[i] else {
+            throw ModelError(.invalidModel, location, "required input \(i) is missing")
+        }
+        return value
+    }
+
+    func shape(_ i: Int) throws(ModelError) -> [Int] { try input(i).shape }
+
+    /// An input that must be known at load (shapes, axes, indices), or nil if omitted.
+    func constant(_ i: Int, _ role: String) throws(ModelError) -> Tensor? {
+        guard has(i) else { return nil }
+        guard case .constant(let t) = try input(i) else {
+            throw ModelError(.unsupportedAttribute, location, "\(role) (input \(i)) must be known at load, not computed at run time")
+        }
+        return t
+    }
+
+    /// A float input as a buffer (constants are copied into one).
+    func floatInput(_ i: Int) throws(ModelError) -> FloatBuffer {
+        try planner.buffer(for: try input(i), location: location, role: "input \(i)")
+    }
+
+    /// A float input's values when known at load.
+    func constantFloats(_ i: Int) -> [Float]? {
+        guard has(i), case .constant(let t)? = inputs[i] else { return nil }
+        return t.floats
+    }
+
+    // MARK: Outputs and kernels
+
+    func output(_ shape: [Int]) throws(ModelError) -> FloatBuffer {
+        let count = try elementCount(shape, location)
+        return FloatBuffer(shape: shape, pointer: planner.arena.floats(count))
+    }
+
+    func kernel(_ run: @escaping () -> Void) {
+        planner.kernels.append((location, run))
+    }
+
+    // MARK: Attributes
+
+    func attribute(_ name: String) -> Onnx_AttributeProto? {
+        node.attribute.first { $0.name == name }
+    }
+
+    /// Refuses any attribute the operator's implementation does not handle.
+    func allowAttributes(_ known: Set<String>) throws(ModelError) {
+        for a in node.attribute where !known.contains(a.name) {
+            throw ModelError(.unsupportedAttribute, location, "attribute '\(a.name)' is not supported")
+        }
+    }
+
+    func int(_ name: String, default value: Int) throws(ModelError) -> Int {
+        guard let a = attribute(name) else { return value }
+        guard a.type == .int || (a.type == .undefined && a.hasI) else {
+            throw ModelError(.invalidModel, location, "attribute '\(name)' must be an int")
+        }
+        guard let v = Int(exactly: a.i), abs(v) <= maximumElementCount else {
+            throw ModelError(.invalidModel, location, "attribute '\(name)' = \(a.i) is out of range")
+        }
+        return v
+    }
+
+    func ints(_ name: String) throws(ModelError) -> [Int]? {
+        guard let a = attribute(name) else { return nil }
+        guard a.type == .ints || (a.type == .undefined && !a.ints.isEmpty) else {
+            throw ModelError(.invalidModel, location, "attribute '\(name)' must be a list of ints")
+        }
+        var result: [Int] = []
+        for i in a.ints {
+            guard let v = Int(exactly: i), abs(v) <= maximumElementCount else {
+                throw ModelError(.invalidModel, location, "attribute '\(name)' holds \(i), out of range")
+            }
+            result.append(v)
+        }
+        return result
+    }
+
+    func float(_ name: String, default value: Float) throws(ModelError) -> Float {
+        guard let a = attribute(name) else { return value }
+        guard a.type == .float || (a.type == .undefined && a.hasF) else {
+            throw ModelError(.invalidModel, location, "attribute '\(name)' must be a float")
+        }
+        return a.f
+    }
+
+    func string(_ name: String, default value: String) throws(ModelError) -> String {
+        guard let a = attribute(name) else { return value }
+        guard a.type == .string || (a.type == .undefined && a.hasS) else {
+            throw ModelError(.invalidModel, location, "attribute '\(name)' must be a string")
+        }
+        return String(decoding: a.s, as: UTF8.self)
+    }
+
+    /// An axis attribute or value in [-rank, rank), made non-negative.
+    func axis(_ value: Int, rank: Int, _ what: String = "axis") throws(ModelError) -> Int {
+        guard value >= -rank && value < max(rank, 1) else {
+            throw ModelError(.invalidShape, location, "\(what) \(value) is out of range for rank \(rank)")
+        }
+        return value < 0 ? value + rank : value
+    }
+
+    func invalid(_ reason: String) -> ModelError { ModelError(.invalidShape, location, reason) }
+    func unsupported(_ reason: String) -> ModelError { ModelError(.unsupportedAttribute, location, reason) }
+}
+
+/// Every operator equivd runs, by ONNX op_type. docs/onnx-support.md lists them with their limits.
+let operatorPlanners: [String: OperatorPlanner] = {
+    var table: [String: OperatorPlanner] = [:]
+    registerElementwise(&table)
+    registerLinear(&table)
+    registerConvolution(&table)
+    registerPooling(&table)
+    registerReductions(&table)
+    registerLayout(&table)
+    return table
+}()
