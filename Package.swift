@@ -45,6 +45,6 @@ let package = Package(
 
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
         .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile"]),
-        .testTarget(name: "EquivModelTests", dependencies: ["EquivModel"]),
+        .testTarget(name: "EquivModelTests", dependencies: ["EquivModel"], exclude: ["Fixtures"]),
     ]
 )

@@ -8,6 +8,8 @@ public final class InferenceSession {
     public struct Options: Sendable {
         /// OpenBLAS threads (process-wide). The service shares two cores with capture and DSP.
         public var blasThreads = 1
+        /// Most floats the session's buffers may hold together (default 2^28, 1 GiB).
+        public var maximumFloats = 1 << 28
         public init() {}
     }
 
@@ -33,7 +35,7 @@ public final class InferenceSession {
     ) throws(ModelError) {
         openblas_set_num_threads(Int32(options.blasThreads))
         self.model = model
-        let arena = Arena()
+        let arena = Arena(limit: options.maximumFloats)
         let planner = Planner(opset: model.opset, arena: arena)
         for node in model.orderedNodes {
             for name in node.input where !name.isEmpty { planner.useCounts[name, default: 0] += 1 }
@@ -63,7 +65,7 @@ public final class InferenceSession {
                 }
             }
             let count = try elementCount(shape, location)
-            let pointer = arena.floats(count)
+            let pointer = try arena.floats(count, location)
             planner.values[name] = .buffer(FloatBuffer(shape: shape, pointer: pointer))
             inputs.append(Port(name: name, shape: shape, buffer: UnsafeMutableBufferPointer(start: pointer, count: count)))
         }
@@ -77,7 +79,7 @@ public final class InferenceSession {
             let b = try planner.buffer(for: value, location: location, role: "output")
             outputs.append(Port(name: name, shape: b.shape, buffer: UnsafeMutableBufferPointer(start: b.pointer, count: b.count)))
         }
-        planner.scratch.allocate(in: arena)
+        try planner.scratch.allocate(in: arena)
         self.arena = arena
         self.kernels = planner.kernels
         self.inputs = inputs

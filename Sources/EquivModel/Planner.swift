@@ -1,12 +1,19 @@
 import Foundation
 
 /// Owns every float buffer of a session: allocated while planning, zeroed, 64-byte aligned,
-/// freed together when the session goes.
+/// freed together when the session goes. Refuses to hold more than `limit` floats in all, so a
+/// corrupt or hostile model fails to load instead of exhausting memory.
 final class Arena {
+    let limit: Int
     private var blocks: [UnsafeMutableRawPointer] = []
     private(set) var floatCount = 0
 
-    func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    init(limit: Int) { self.limit = limit }
+
+    func floats(_ count: Int, _ location: String) throws(ModelError) -> UnsafeMutablePointer<Float> {
+        guard count <= limit - floatCount else {
+            throw ModelError(.invalidShape, location, "the session would need more than \(limit) floats of buffers (Options.maximumFloats)")
+        }
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
@@ -26,7 +33,7 @@ final class ScratchSpace {
 
     func reserve(_ count: Int) { required = max(required, count) }
 
-    func allocate(in arena: Arena) { pointer = arena.floats(required) }
+    func allocate(in arena: Arena) throws(ModelError) { pointer = try arena.floats(required, "scratch space") }
 }
 
 /// A float32 tensor that exists at run time: a shape and the preallocated buffer that holds it.
@@ -128,9 +135,9 @@ final class Planner {
     private func fold(
         _ node: Onnx_NodeProto, location: String, inputs: [PlannedValue?], _ planOperator: OperatorPlanner
     ) throws(ModelError) -> [PlannedValue] {
-        let folding = Planner(opset: opset, arena: Arena())
+        let folding = Planner(opset: opset, arena: Arena(limit: arena.limit))
         let outputs = try planOperator(NodeContext(node: node, location: location, inputs: inputs, planner: folding))
-        folding.scratch.allocate(in: folding.arena)
+        try folding.scratch.allocate(in: folding.arena)
         folding.kernels.forEach { $0.run() }
         return outputs.map { value in
             guard case .buffer(let b) = value else { return value }
@@ -146,7 +153,7 @@ final class Planner {
             guard let floats = t.floats else {
                 throw ModelError(.unsupportedType, location, "\(role) is int64; only float32 is computed at run time")
             }
-            let b = FloatBuffer(shape: t.shape, pointer: arena.floats(floats.count))
+            let b = FloatBuffer(shape: t.shape, pointer: try arena.floats(floats.count, location))
             b.pointer.update(from: floats, count: floats.count)
             return b
         }
@@ -178,6 +185,9 @@ struct NodeContext {
 
     func shape(_ i: Int) throws(ModelError) -> [Int] { try input(i).shape }
 
+    /// The graph name of input `i` ("" when absent).
+    func inputName(_ i: Int) -> String { i < node.input.count ? node.input[i] : "" }
+
     /// An input that must be known at load (shapes, axes, indices), or nil if omitted.
     func constant(_ i: Int, _ role: String) throws(ModelError) -> Tensor? {
         guard has(i) else { return nil }
@@ -202,7 +212,7 @@ struct NodeContext {
 
     func output(_ shape: [Int]) throws(ModelError) -> FloatBuffer {
         let count = try elementCount(shape, location)
-        return FloatBuffer(shape: shape, pointer: planner.arena.floats(count))
+        return FloatBuffer(shape: shape, pointer: try planner.arena.floats(count, location))
     }
 
     func kernel(_ run: @escaping () -> Void) {
@@ -227,7 +237,7 @@ struct NodeContext {
         guard a.type == .int || (a.type == .undefined && a.hasI) else {
             throw ModelError(.invalidModel, location, "attribute '\(name)' must be an int")
         }
-        guard let v = Int(exactly: a.i), abs(v) <= maximumElementCount else {
+        guard let v = Int(exactly: a.i), (-maximumElementCount...maximumElementCount).contains(v) else {
             throw ModelError(.invalidModel, location, "attribute '\(name)' = \(a.i) is out of range")
         }
         return v
@@ -240,7 +250,7 @@ struct NodeContext {
         }
         var result: [Int] = []
         for i in a.ints {
-            guard let v = Int(exactly: i), abs(v) <= maximumElementCount else {
+            guard let v = Int(exactly: i), (-maximumElementCount...maximumElementCount).contains(v) else {
                 throw ModelError(.invalidModel, location, "attribute '\(name)' holds \(i), out of range")
             }
             result.append(v)

@@ -1,4 +1,4 @@
-import EquivModel
+@testable import EquivModel
 import Foundation
 import Testing
 

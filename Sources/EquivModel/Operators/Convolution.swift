@@ -201,7 +201,7 @@ private func planBatchNormalization(_ ctx: NodeContext) throws(ModelError) -> [P
         throw ctx.invalid("input \(i) has shape \(try ctx.shape(i)), expected [\(channels)]")
     }
     // y = a·x + b per channel, with a = scale/√(var + ε) and b = B − mean·a.
-    let a = ctx.planner.arena.floats(channels), b = ctx.planner.arena.floats(channels)
+    let a = try ctx.planner.arena.floats(channels, ctx.location), b = try ctx.planner.arena.floats(channels, ctx.location)
     let parameters = try (1...4).map { i throws(ModelError) in try ctx.floatInput(i).pointer }
     let computeCoefficients = {
         for c in 0..<channels {
@@ -224,7 +224,7 @@ private func planBatchNormalization(_ ctx: NodeContext) throws(ModelError) -> [P
             }
         }
     }
-    if let fused = ctx.planner.fuseInPlace(input: ctx.node.input[0], { apply($0.pointer, $0.pointer) }) {
+    if let fused = ctx.planner.fuseInPlace(input: ctx.inputName(0), { apply($0.pointer, $0.pointer) }) {
         return [.buffer(fused)]
     }
     let x = try ctx.floatInput(0)

@@ -137,7 +137,8 @@ private func unary(
     { (ctx: NodeContext) throws(ModelError) -> [PlannedValue] in
         try ctx.allowAttributes(attributes)
         let op = try makeOp(ctx)
-        let fused = ctx.planner.fuseInPlace(input: ctx.node.input[0]) { b in
+        _ = try ctx.input(0)
+        let fused = ctx.planner.fuseInPlace(input: ctx.inputName(0)) { b in
             let p = b.pointer
             for i in 0..<b.count { p[i] = op(p[i]) }
         }
@@ -197,7 +198,7 @@ private func planDropout(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue
 private func planClip(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     try ctx.allowAttributes(["min", "max"])
     let arena = ctx.planner.arena
-    var low = arena.floats(1), high = arena.floats(1)
+    var low = try arena.floats(1, ctx.location), high = try arena.floats(1, ctx.location)
     low.pointee = -Float.greatestFiniteMagnitude
     high.pointee = Float.greatestFiniteMagnitude
     if ctx.opset < 11 {

@@ -106,9 +106,10 @@ private struct IndexMap {
     var sources: [Int]
     var fill: Float = 0
 
-    init(shape: [Int], location: String, source: ([Int]) -> Int) throws(ModelError) {
+    init(shape: [Int], location: String, limit: Int, source: ([Int]) -> Int) throws(ModelError) {
         self.shape = shape
         let count = try elementCount(shape, location)
+        guard count <= limit else { throw ModelError(.invalidShape, location, "output of \(count) elements exceeds the session's limit") }
         var sources: [Int] = []
         sources.reserveCapacity(count)
         var index = [Int](repeating: 0, count: shape.count)
@@ -149,7 +150,7 @@ private func planTranspose(_ ctx: NodeContext) throws(ModelError) -> [PlannedVal
     let perm = try ctx.ints("perm") ?? Array(xs.indices.reversed())
     guard perm.count == xs.count, Set(perm) == Set(xs.indices) else { throw ctx.invalid("perm \(perm) is not a permutation of rank \(xs.count)") }
     let inStrides = strides(of: xs)
-    let map = try IndexMap(shape: perm.map { xs[$0] }, location: ctx.location) { index in
+    let map = try IndexMap(shape: perm.map { xs[$0] }, location: ctx.location, limit: ctx.planner.arena.limit) { index in
         zip(index, perm).reduce(0) { $0 + $1.0 * inStrides[$1.1] }
     }
     return [try map.apply(to: try ctx.input(0), ctx)]
@@ -193,7 +194,7 @@ private func planSlice(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] 
         (first[axis], step[axis]) = (start, s)
     }
     let inStrides = strides(of: xs)
-    let map = try IndexMap(shape: shape, location: ctx.location) { index in
+    let map = try IndexMap(shape: shape, location: ctx.location, limit: ctx.planner.arena.limit) { index in
         index.indices.reduce(0) { $0 + (first[$1] + index[$1] * step[$1]) * inStrides[$1] }
     }
     return [try map.apply(to: try ctx.input(0), ctx)]
@@ -227,7 +228,7 @@ private func planPad(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
         throw ctx.invalid("\(mode) padding of an empty axis")
     }
     let inStrides = strides(of: xs)
-    var map = try IndexMap(shape: shape, location: ctx.location) { index in
+    var map = try IndexMap(shape: shape, location: ctx.location, limit: ctx.planner.arena.limit) { index in
         var offset = 0
         for d in 0..<rank {
             var i = index[d] - pads[d]
@@ -260,7 +261,7 @@ private func padWithRuntimeValue(_ ctx: NodeContext, _ xs: [Int], _ pads: [Int])
     let shape = (0..<rank).map { xs[$0] + pads[$0] + pads[$0 + rank] }
     guard shape.allSatisfy({ $0 >= 0 }) else { throw ctx.invalid("pads \(pads) crop \(xs) below zero") }
     let inStrides = strides(of: xs)
-    let map = try IndexMap(shape: shape, location: ctx.location) { index in
+    let map = try IndexMap(shape: shape, location: ctx.location, limit: ctx.planner.arena.limit) { index in
         var offset = 0
         for d in 0..<rank {
             let i = index[d] - pads[d]
@@ -293,7 +294,7 @@ private func planGather(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue]
     }
     let shape = Array(xs[..<axis]) + indices.shape + Array(xs[(axis + 1)...])
     let inStrides = strides(of: xs), indexStrides = strides(of: indices.shape), q = indices.shape.count
-    let map = try IndexMap(shape: shape, location: ctx.location) { index in
+    let map = try IndexMap(shape: shape, location: ctx.location, limit: ctx.planner.arena.limit) { index in
         var offset = 0
         for d in 0..<axis { offset += index[d] * inStrides[d] }
         var flat = 0
@@ -374,6 +375,7 @@ private func planConstantOfShape(_ ctx: NodeContext) throws(ModelError) -> [Plan
     guard let s = try ctx.constant(0, "shape") else { throw ctx.invalid("shape is required") }
     let shape = s.integers.map { Int(clamping: $0) }
     let count = try elementCount(shape, ctx.location)
+    guard count <= ctx.planner.arena.limit else { throw ctx.invalid("shape \(shape) exceeds the session's limit") }
     guard let a = ctx.attribute("value") else { return [.constant(Tensor(shape: shape, floats: .init(repeating: 0, count: count)))] }
     let v = try Tensor(proto: a.t, location: ctx.location)
     switch v.storage {
