@@ -34,7 +34,7 @@ let package = Package(
         .executableTarget(
             name: "equivd",
             dependencies: [
-                "EquivDSP", "EquivAudio",
+                "EquivDSP", "EquivAudio", "EquivModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -91,6 +91,20 @@ public final class InferenceSession {
         for kernel in kernels { kernel.run() }
     }
 
+    /// Runs `runs` times timing each kernel; returns the total seconds per node, in execution order.
+    public func profile(runs: Int) -> [(node: String, seconds: Double)] {
+        var totals = [Double](repeating: 0, count: kernels.count)
+        for _ in 0..<runs {
+            for (i, kernel) in kernels.enumerated() {
+                let start = ContinuousClock.now
+                kernel.run()
+                let d = start.duration(to: .now)
+                totals[i] += Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            }
+        }
+        return zip(kernels, totals).map { ($0.0.location, $0.1) }
+    }
+
     /// Convenience: copies `values` (by input name) in, runs, and returns copies of the outputs.
     public func run(_ values: [String: Tensor]) throws(ModelError) -> [String: Tensor] {
         for port in inputs {

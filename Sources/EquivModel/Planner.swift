@@ -36,6 +36,24 @@ final class ScratchSpace {
     func allocate(in arena: Arena) throws(ModelError) { pointer = try arena.floats(required, "scratch space") }
 }
 
+/// What a producing kernel applies to each output row while it is still in cache: a bias per row
+/// and an activation that the planner may fuse in after the kernel was planned.
+final class Epilogue {
+    var activation: UnaryFunction?
+
+    /// row[i] = activation(row[i] + bias).
+    @inline(__always)
+    func apply(_ row: UnsafeMutablePointer<Float>, count: Int, bias: Float) {
+        switch activation {
+        case .relu?: for i in 0..<count { row[i] = max(row[i] + bias, 0) }
+        case nil: if bias != 0 { for i in 0..<count { row[i] += bias } }
+        case let f?:
+            if bias != 0 { for i in 0..<count { row[i] += bias } }
+            f.apply(row, row, count: count)
+        }
+    }
+}
+
 /// A float32 tensor that exists at run time: a shape and the preallocated buffer that holds it.
 struct FloatBuffer {
     let shape: [Int]
@@ -125,6 +143,19 @@ final class Planner {
         }))
         return b
     }
+
+    /// Makes `function` the epilogue of the kernel that wrote `input`, if that kernel has one (Conv),
+    /// has none yet, and nothing else reads `input`. Returns the buffer, or nil if it cannot.
+    func fuseActivation(input name: String, _ function: UnaryFunction) -> FloatBuffer? {
+        guard let last = lastProduced, last.name == name, useCounts[name] == 1, let slot = lastEpilogue,
+            slot.name == name, slot.epilogue.activation == nil, case .buffer(let b)? = values[name], b.pointer == last.pointer
+        else { return nil }
+        slot.epilogue.activation = function
+        return b
+    }
+
+    /// The epilogue of the last kernel, when it has one, and the value it writes.
+    var lastEpilogue: (name: String, epilogue: Epilogue)?
 
     /// One scratch buffer shared by every kernel (they run one after another), sized to the
     /// largest request once planning is done.

@@ -107,15 +107,21 @@ private func unfold(
             let ys = rangesY[ky]
             for kx in 0..<w.kernelWidth {
                 let xs = rangesX[kx]
-                if ys.count < w.outputHeight || xs.count < ow { row.update(repeating: 0, count: plane) }
-                for oy in ys {
+                // Each column written once: zeros where the window reads padding, input elsewhere.
+                for oy in 0..<w.outputHeight {
+                    let target = row + oy * ow
+                    guard ys.contains(oy), !xs.isEmpty else {
+                        target.update(repeating: 0, count: ow)
+                        continue
+                    }
+                    target.update(repeating: 0, count: xs.lowerBound)
+                    (target + xs.upperBound).update(repeating: 0, count: ow - xs.upperBound)
                     let iy = oy * w.strideY - w.padTop + ky * w.dilationY
                     let source = image + iy * w.inputWidth + (xs.lowerBound * w.strideX - w.padLeft + kx * w.dilationX)
-                    let target = row + oy * ow + xs.lowerBound
                     if w.strideX == 1 {
-                        target.update(from: source, count: xs.count)
+                        (target + xs.lowerBound).update(from: source, count: xs.count)
                     } else {
-                        for i in 0..<xs.count { target[i] = source[i * w.strideX] }
+                        for i in 0..<xs.count { target[xs.lowerBound + i] = source[i * w.strideX] }
                     }
                 }
                 row += plane
@@ -130,7 +136,8 @@ func registerConvolution(_ table: inout [String: OperatorPlanner]) {
 }
 
 /// Conv as one sgemm per image and group over the unfolded input (1×1 convolutions with unit
-/// strides and no padding read the input directly). The bias initializes the output.
+/// strides and no padding read the input directly). Bias and a fused activation are applied to
+/// each output row right after its sgemm.
 private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     try ctx.allowAttributes(["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
     let xs = try ctx.shape(0), ws = try ctx.shape(1)
@@ -145,13 +152,11 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
         throw ctx.invalid("kernel_shape \(declared) differs from W's \(kernel)")
     }
     let w = try Window2D(ctx, spatial: Array(xs.dropFirst(2)), kernel: kernel)
-    var outShape = [batch, filters] + (xs.count == 3 ? [w.outputWidth] : [w.outputHeight, w.outputWidth])
-    _ = try elementCount(outShape, ctx.location)
+    let outShape = [batch, filters] + (xs.count == 3 ? [w.outputWidth] : [w.outputHeight, w.outputWidth])
     let x = try ctx.floatInput(0), weights = try ctx.floatInput(1)
     let bias = ctx.has(2) ? try ctx.floatInput(2) : nil
     if let bias, bias.count != filters { throw ctx.invalid("bias has \(bias.count) values for \(filters) filters") }
     let out = try ctx.output(outShape)
-    outShape = []
 
     let cg = channels / group, mg = filters / group
     let depth = cg * w.kernelSize  // rows of the unfolded input
@@ -162,14 +167,12 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     let rangesX = (0..<w.kernelWidth).map(w.validX), rangesY = (0..<w.kernelHeight).map(w.validY)
     let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
     let inputImage = channels * w.inputPlane, outputImage = filters * plane
+    let epilogue = Epilogue()
     ctx.kernel {
         for n in 0..<batch {
             for g in 0..<group {
                 let input = px + n * inputImage + g * cg * w.inputPlane
                 let output = py + n * outputImage + g * mg * plane
-                if let pb {
-                    for m in 0..<mg { (output + m * plane).update(repeating: pb[g * mg + m], count: plane) }
-                }
                 let columns: UnsafePointer<Float>
                 if direct {
                     columns = UnsafePointer(input)
@@ -179,10 +182,12 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
                     columns = UnsafePointer(col)
                 }
                 sgemm(transposeA: false, transposeB: false, m: mg, n: plane, k: depth, pw + g * mg * depth, lda: depth,
-                      columns, ldb: plane, beta: pb == nil ? 0 : 1, output, ldc: plane)
+                      columns, ldb: plane, beta: 0, output, ldc: plane)
+                for m in 0..<mg { epilogue.apply(output + m * plane, count: plane, bias: pb?[g * mg + m] ?? 0) }
             }
         }
     }
+    ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)
     return [.buffer(out)]
 }
 

@@ -80,31 +80,45 @@ struct BroadcastPlan {
     }
 }
 
-/// A binary float kernel over planned rows; `op` is inlined by specialization.
-@inline(__always)
-func broadcastKernel(
-    _ plan: BroadcastPlan, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-    _ op: @escaping (Float, Float) -> Float
-) -> () -> Void {
-    let inner = plan.inner, sa = plan.aStep, sb = plan.bStep, rows = plan.rowOffsets
-    return {
-        var o = out
-        for (oa, ob) in rows {
-            let pa = a + oa, pb = b + ob
-            switch (sa, sb) {
-            case (1, 1): for i in 0..<inner { o[i] = op(pa[i], pb[i]) }
-            case (1, 0): let y = pb[0]; for i in 0..<inner { o[i] = op(pa[i], y) }
-            case (0, 1): let x = pa[0]; for i in 0..<inner { o[i] = op(x, pb[i]) }
-            default: for i in 0..<inner { o[i] = op(pa[i * sa], pb[i * sb]) }
+/// Elementwise functions of two floats. The switch happens once per kernel run; each case runs
+/// its own specialized loops.
+enum BinaryFunction: Sendable {
+    case add, sub, mul, div, pow
+
+    func kernel(_ plan: BroadcastPlan, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> () -> Void {
+        { [self] in
+            switch self {
+            case .add: rows(plan, a, b, out, +)
+            case .sub: rows(plan, a, b, out, -)
+            case .mul: rows(plan, a, b, out, *)
+            case .div: rows(plan, a, b, out, /)
+            case .pow: rows(plan, a, b, out) { Foundation.pow($0, $1) }
             }
-            o += inner
         }
     }
 }
 
-private func binary(
-    _ floatOp: @escaping @Sendable (Float, Float) -> Float, _ intOp: (@Sendable (Int64, Int64) -> Int64)?
-) -> OperatorPlanner {
+/// Applies `op` over the planned rows of a broadcast; inlined into each caller with its `op`.
+@inline(__always)
+private func rows(
+    _ plan: BroadcastPlan, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+    _ op: (Float, Float) -> Float
+) {
+    let inner = plan.inner, sa = plan.aStep, sb = plan.bStep
+    var o = out
+    for (oa, ob) in plan.rowOffsets {
+        let pa = a + oa, pb = b + ob
+        switch (sa, sb) {
+        case (1, 1): for i in 0..<inner { o[i] = op(pa[i], pb[i]) }
+        case (1, 0): let y = pb[0]; for i in 0..<inner { o[i] = op(pa[i], y) }
+        case (0, 1): let x = pa[0]; for i in 0..<inner { o[i] = op(x, pb[i]) }
+        default: for i in 0..<inner { o[i] = op(pa[i * sa], pb[i * sb]) }
+        }
+        o += inner
+    }
+}
+
+private func binary(_ function: BinaryFunction, _ intOp: (@Sendable (Int64, Int64) -> Int64)?) -> OperatorPlanner {
     { (ctx: NodeContext) throws(ModelError) -> [PlannedValue] in
         try ctx.allowAttributes([])
         let plan = try BroadcastPlan(try ctx.shape(0), try ctx.shape(1), location: ctx.location)
@@ -116,7 +130,7 @@ private func binary(
         }
         let a = try ctx.floatInput(0), b = try floatOperand(ctx, 1)
         let out = try ctx.output(plan.shape)
-        ctx.kernel(broadcastKernel(plan, a.pointer, b.pointer, out.pointer, floatOp))
+        ctx.kernel(function.kernel(plan, a.pointer, b.pointer, out.pointer))
         return [.buffer(out)]
     }
 }
@@ -129,24 +143,44 @@ private func floatOperand(_ ctx: NodeContext, _ i: Int) throws(ModelError) -> Fl
     return try ctx.floatInput(i)
 }
 
-/// A unary float operator. When it is the only reader of what the previous kernel wrote, it
-/// runs inside that kernel, in place (Conv + Relu costs one pass over memory, not two).
+/// Elementwise functions of one float, each applied by its own tight loop.
+enum UnaryFunction: Sendable, Equatable {
+    case relu, leakyRelu(Float), sigmoid, tanh, exp, log, sqrt, neg, abs, reciprocal
+
+    /// y[i] = f(x[i]) for i < count; x and y may be the same buffer.
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .relu: for i in 0..<count { y[i] = max(x[i], 0) }
+        case .leakyRelu(let alpha): for i in 0..<count { y[i] = x[i] >= 0 ? x[i] : alpha * x[i] }
+        case .sigmoid: for i in 0..<count { y[i] = 1 / (1 + Foundation.exp(-x[i])) }
+        case .tanh: for i in 0..<count { y[i] = Foundation.tanh(x[i]) }
+        case .exp: for i in 0..<count { y[i] = Foundation.exp(x[i]) }
+        case .log: for i in 0..<count { y[i] = Foundation.log(x[i]) }
+        case .sqrt: for i in 0..<count { y[i] = x[i].squareRoot() }
+        case .neg: for i in 0..<count { y[i] = -x[i] }
+        case .abs: for i in 0..<count { y[i] = Swift.abs(x[i]) }
+        case .reciprocal: for i in 0..<count { y[i] = 1 / x[i] }
+        }
+    }
+}
+
+/// A unary operator. When it is the only reader of what the previous kernel wrote, it becomes
+/// that kernel's epilogue (Conv) or runs in place right after it: no extra buffer, no copy.
 private func unary(
-    attributes: Set<String> = [], _ makeOp: @escaping @Sendable (NodeContext) throws(ModelError) -> (Float) -> Float
+    attributes: Set<String> = [], _ makeFunction: @escaping @Sendable (NodeContext) throws(ModelError) -> UnaryFunction
 ) -> OperatorPlanner {
     { (ctx: NodeContext) throws(ModelError) -> [PlannedValue] in
         try ctx.allowAttributes(attributes)
-        let op = try makeOp(ctx)
+        let function = try makeFunction(ctx)
         _ = try ctx.input(0)
-        let fused = ctx.planner.fuseInPlace(input: ctx.inputName(0)) { b in
-            let p = b.pointer
-            for i in 0..<b.count { p[i] = op(p[i]) }
+        if let fused = ctx.planner.fuseActivation(input: ctx.inputName(0), function) { return [.buffer(fused)] }
+        if let fused = ctx.planner.fuseInPlace(input: ctx.inputName(0), { function.apply($0.pointer, $0.pointer, count: $0.count) }) {
+            return [.buffer(fused)]
         }
-        if let fused { return [.buffer(fused)] }
         let x = try ctx.floatInput(0)
         let out = try ctx.output(x.shape)
         let count = x.count, input = x.pointer, output = out.pointer
-        ctx.kernel { for i in 0..<count { output[i] = op(input[i]) } }
+        ctx.kernel { function.apply(input, output, count: count) }
         return [.buffer(out)]
     }
 }
@@ -157,25 +191,22 @@ private func passThrough(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue
 }
 
 func registerElementwise(_ table: inout [String: OperatorPlanner]) {
-    table["Add"] = binary(+, { $0 &+ $1 })
-    table["Sub"] = binary(-, { $0 &- $1 })
-    table["Mul"] = binary(*, { $0 &* $1 })
-    table["Div"] = binary(/, { $1 == 0 ? 0 : $0 / $1 })
-    table["Pow"] = binary({ Foundation.pow($0, $1) }, nil)
+    table["Add"] = binary(.add, { $0 &+ $1 })
+    table["Sub"] = binary(.sub, { $0 &- $1 })
+    table["Mul"] = binary(.mul, { $0 &* $1 })
+    table["Div"] = binary(.div, { $1 == 0 ? 0 : $0 / $1 })
+    table["Pow"] = binary(.pow, nil)
 
-    table["Relu"] = unary { _ in { max($0, 0) } }
-    table["LeakyRelu"] = unary(attributes: ["alpha"]) { ctx throws(ModelError) in
-        let alpha = try ctx.float("alpha", default: 0.01)
-        return { $0 >= 0 ? $0 : alpha * $0 }
-    }
-    table["Sigmoid"] = unary { _ in { 1 / (1 + Foundation.exp(-$0)) } }
-    table["Tanh"] = unary { _ in { Foundation.tanh($0) } }
-    table["Exp"] = unary { _ in { Foundation.exp($0) } }
-    table["Log"] = unary { _ in { Foundation.log($0) } }
-    table["Sqrt"] = unary { _ in { $0.squareRoot() } }
-    table["Neg"] = unary { _ in { -$0 } }
-    table["Abs"] = unary { _ in { abs($0) } }
-    table["Reciprocal"] = unary { _ in { 1 / $0 } }
+    table["Relu"] = unary { _ in .relu }
+    table["LeakyRelu"] = unary(attributes: ["alpha"]) { ctx throws(ModelError) in .leakyRelu(try ctx.float("alpha", default: 0.01)) }
+    table["Sigmoid"] = unary { _ in .sigmoid }
+    table["Tanh"] = unary { _ in .tanh }
+    table["Exp"] = unary { _ in .exp }
+    table["Log"] = unary { _ in .log }
+    table["Sqrt"] = unary { _ in .sqrt }
+    table["Neg"] = unary { _ in .neg }
+    table["Abs"] = unary { _ in .abs }
+    table["Reciprocal"] = unary { _ in .reciprocal }
     table["Clip"] = planClip
 
     table["Identity"] = passThrough

@@ -12,6 +12,18 @@ func sgemm(
         blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }
 
+/// y = alpha · op(B)ᵀ-free matrix–vector product for a single row: y[n] = alpha · Σ a[k]·B'[k, n] + beta · y[n],
+/// with B' = B (K × N) or Bᵀ (B stored N × K). sgemm with one row wastes its packing.
+@inline(__always)
+func sgemv(transposeB: Bool, n: Int, k: Int, alpha: Float = 1, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int,
+           beta: Float, _ y: UnsafeMutablePointer<Float>) {
+    if transposeB {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(n), blasint(k), alpha, b, blasint(ldb), a, 1, beta, y, 1)
+    } else {
+        cblas_sgemv(CblasRowMajor, CblasTrans, blasint(k), blasint(n), alpha, b, blasint(ldb), a, 1, beta, y, 1)
+    }
+}
+
 func registerLinear(_ table: inout [String: OperatorPlanner]) {
     table["MatMul"] = planMatMul
     table["Gemm"] = planGemm
@@ -42,8 +54,12 @@ private func planMatMul(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue]
     let pa = a.pointer, pb = b.pointer, pc = out.pointer
     ctx.kernel {
         for (index, (oa, ob)) in pairs.enumerated() {
-            sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, pa + oa, lda: k, pb + ob, ldb: n,
-                  beta: 0, pc + index * m * n, ldc: n)
+            if m == 1 {
+                sgemv(transposeB: false, n: n, k: k, pa + oa, pb + ob, ldb: n, beta: 0, pc + index * n)
+            } else {
+                sgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, pa + oa, lda: k, pb + ob, ldb: n,
+                      beta: 0, pc + index * m * n, ldc: n)
+            }
         }
     }
     return [.buffer(out)]
@@ -63,11 +79,17 @@ private func planGemm(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     let out = try ctx.output([m, n])
     let pa = a.pointer, pb = b.pointer, py = out.pointer
     let lda = sa[1], ldb = sb[1]
-    guard ctx.has(2), beta != 0 else {
-        ctx.kernel {
+    // One row (batch-1 linear layers): a matrix–vector product. A is then contiguous either way.
+    let product: (Float) -> Void = { beta in
+        if m == 1 {
+            sgemv(transposeB: transB, n: n, k: k, alpha: alpha, pa, pb, ldb: ldb, beta: beta, py)
+        } else {
             sgemm(transposeA: transA, transposeB: transB, m: m, n: n, k: k, alpha: alpha, pa, lda: lda, pb, ldb: ldb,
-                  beta: 0, py, ldc: n)
+                  beta: beta, py, ldc: n)
         }
+    }
+    guard ctx.has(2), beta != 0 else {
+        ctx.kernel { product(0) }
         return [.buffer(out)]
     }
     // Copy C, broadcast to (M, N), into Y; then accumulate the product on top with beta.
@@ -82,8 +104,7 @@ private func planGemm(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
         for r in 0..<m {
             for j in 0..<n { py[r * n + j] = pc[r * rowStride + j * columnStride] }
         }
-        sgemm(transposeA: transA, transposeB: transB, m: m, n: n, k: k, alpha: alpha, pa, lda: lda, pb, ldb: ldb,
-              beta: beta, py, ldc: n)
+        product(beta)
     }
     return [.buffer(out)]
 }

@@ -33,6 +33,14 @@ private func planPool(_ ctx: NodeContext, max isMax: Bool) throws(ModelError) ->
     let out = try ctx.output(outShape)
     let planes = xs[0] * xs[1]
     let px = x.pointer, py = out.pointer
+    // Every window inside the input (no padding in use): no bounds checks, no cell counting.
+    let inside = w.dilationX == 1 && w.dilationY == 1 && w.padTop == 0 && w.padLeft == 0
+        && (w.outputHeight - 1) * w.strideY + w.kernelHeight <= w.inputHeight
+        && (w.outputWidth - 1) * w.strideX + w.kernelWidth <= w.inputWidth
+    if inside {
+        ctx.kernel { poolInside(px, py, planes: planes, w, max: isMax) }
+        return [.buffer(out)]
+    }
     ctx.kernel {
         for p in 0..<planes {
             let image = px + p * w.inputPlane
@@ -97,4 +105,42 @@ private func planGlobalPool(_ ctx: NodeContext, max isMax: Bool) throws(ModelErr
         }
     }
     return [.buffer(out)]
+}
+
+/// Pooling when every window lies inside the input; 2×2 max pooling with stride 2 has its own loop.
+private func poolInside(_ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>, planes: Int, _ w: Window2D, max isMax: Bool) {
+    let width = w.inputWidth
+    var o = py
+    if isMax && w.kernelHeight == 2 && w.kernelWidth == 2 && w.strideY == 2 && w.strideX == 2 {
+        for p in 0..<planes {
+            let image = px + p * w.inputPlane
+            for oy in 0..<w.outputHeight {
+                let top = image + 2 * oy * width, bottom = top + width
+                for ox in 0..<w.outputWidth {
+                    o[ox] = Swift.max(Swift.max(top[2 * ox], top[2 * ox + 1]), Swift.max(bottom[2 * ox], bottom[2 * ox + 1]))
+                }
+                o += w.outputWidth
+            }
+        }
+        return
+    }
+    let scale = 1 / Float(w.kernelSize)
+    for p in 0..<planes {
+        let image = px + p * w.inputPlane
+        for oy in 0..<w.outputHeight {
+            for ox in 0..<w.outputWidth {
+                let corner = image + oy * w.strideY * width + ox * w.strideX
+                var best = -Float.infinity, sum: Float = 0
+                for ky in 0..<w.kernelHeight {
+                    let line = corner + ky * width
+                    for kx in 0..<w.kernelWidth {
+                        best = Swift.max(best, line[kx])
+                        sum += line[kx]
+                    }
+                }
+                o.pointee = isMax ? best : sum * scale
+                o += 1
+            }
+        }
+    }
 }

@@ -43,6 +43,14 @@ private func reduction(_ kind: ReductionKind) -> OperatorPlanner {
         let outShape = keep ? keptShape : xs.indices.filter { !reduced.contains($0) }.map { xs[$0] }
         let x = try ctx.floatInput(0)
         let out = try ctx.output(outShape)
+        let sortedAxes = reduced.sorted()
+        if let first = sortedAxes.first, sortedAxes.last! - first + 1 == sortedAxes.count {
+            // The reduced axes are one contiguous run: [outer, reduced, inner] loops, no index bookkeeping.
+            let split = Split(xs, from: first, to: sortedAxes.last!)
+            let px = x.pointer, py = out.pointer
+            ctx.kernel { reduceRun(px, py, split, kind) }
+            return [.buffer(out)]
+        }
         let outStrides = strides(of: keptShape).enumerated().map { reduced.contains($0.offset) ? 0 : $0.element }
         let total = x.count, rank = xs.count, count = max(1, total / max(1, out.count))
         let px = x.pointer, py = out.pointer, outCount = out.count
@@ -107,4 +115,37 @@ private func planSoftmax(_ ctx: NodeContext, log: Bool) throws(ModelError) -> [P
         }
     }
     return [.buffer(out)]
+}
+
+/// Reduces x seen as [outer, reduced, inner] over its middle axis into y [outer, inner].
+private func reduceRun(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ split: Split, _ kind: ReductionKind) {
+    let (outer, n, inner) = (split.outer, split.reduced, split.inner)
+    guard n > 0 else {  // an empty axis reduces to the identity (NaN for a mean of nothing)
+        y.update(repeating: kind == .max ? -Float.infinity : kind == .sum ? 0 : .nan, count: outer * inner)
+        return
+    }
+    for o in 0..<outer {
+        let source = x + o * n * inner, target = y + o * inner
+        if inner == 1 {
+            var acc: Float = kind == .max ? -Float.infinity : 0
+            switch kind {
+            case .max: for r in 0..<n { acc = Swift.max(acc, source[r]) }
+            case .mean, .sum: for r in 0..<n { acc += source[r] }
+            }
+            target.pointee = kind == .mean ? acc / Float(n) : acc
+            continue
+        }
+        target.update(from: source, count: inner)
+        for r in 1..<n {
+            let row = source + r * inner
+            switch kind {
+            case .max: for i in 0..<inner { target[i] = Swift.max(target[i], row[i]) }
+            case .mean, .sum: for i in 0..<inner { target[i] += row[i] }
+            }
+        }
+        if kind == .mean {
+            let scale = 1 / Float(n)
+            for i in 0..<inner { target[i] *= scale }
+        }
+    }
 }

@@ -1,0 +1,92 @@
+import ArgumentParser
+import EquivModel
+import Foundation
+
+/// `equivd model`: check that an ONNX file loads in equivd's runtime, and time it.
+struct Model: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect and time ONNX models in equivd's runtime.",
+        subcommands: [Info.self, Bench.self]
+    )
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Load and plan a model; print its inputs, outputs and operators.")
+
+        @Argument(help: "The .onnx file.") var file: String
+        @Option(name: .long, parsing: .upToNextOption, help: "Input shapes, e.g. --shape x=1,1,168,100.")
+        var shape: [InputShape] = []
+
+        func run() throws {
+            let model = try ONNXModel(contentsOf: file)
+            let session = try InferenceSession(model: model, inputShapes: InputShape.dictionary(shape))
+            print("\(file): opset \(model.opset), \(model.parameterCount) parameters")
+            for p in session.inputs { print("  input  \(p.name) \(p.shape)") }
+            for p in session.outputs { print("  output \(p.name) \(p.shape)") }
+            let ops = model.operatorCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }
+            print("  operators: \(ops.joined(separator: ", "))")
+            print("  planned: \(session.kernelCount) kernels, \(session.bufferFloats * 4 / 1024) KiB of buffers")
+        }
+    }
+
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time run() on random inputs; prints one JSON line of latencies in milliseconds.")
+
+        @Argument(help: "The .onnx file.") var file: String
+        @Option(name: .long, parsing: .upToNextOption, help: "Input shapes, e.g. --shape x=1,1,168,100.")
+        var shape: [InputShape] = []
+        @Option(name: .long, help: "Timed runs.") var runs = 200
+        @Option(name: .long, help: "Untimed runs first.") var warmup = 20
+        @Option(name: .long, help: "OpenBLAS threads.") var threads = 1
+        @Flag(name: .long, help: "Also print the time spent in each node, slowest first.") var profile = false
+
+        func run() throws {
+            var options = InferenceSession.Options()
+            options.blasThreads = threads
+            let session = try InferenceSession(
+                model: try ONNXModel(contentsOf: file), inputShapes: InputShape.dictionary(shape), options: options)
+            var rng = SystemRandomNumberGenerator()
+            for port in session.inputs {
+                for i in port.buffer.indices { port.buffer[i] = Float.random(in: -1...1, using: &rng) }
+            }
+            for _ in 0..<warmup { session.run() }
+            var times: [Double] = []
+            times.reserveCapacity(runs)
+            for _ in 0..<runs {
+                let start = ContinuousClock.now
+                session.run()
+                let d = start.duration(to: .now)
+                times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15)
+            }
+            times.sort()
+            let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
+            print(String(format: #"{"file":"%@","runs":%d,"median_ms":%.4f,"p90_ms":%.4f,"min_ms":%.4f}"#,
+                         file, runs, median, p90, times[0]))
+            if profile {
+                let nodes = session.profile(runs: runs)
+                let total = nodes.reduce(0) { $0 + $1.seconds }
+                for (node, seconds) in nodes.sorted(by: { $0.seconds > $1.seconds }) {
+                    print(String(format: "%8.4f ms %5.1f%%  %@", seconds * 1e3 / Double(runs), 100 * seconds / total, node))
+                }
+            }
+        }
+    }
+}
+
+/// `name=d0,d1,…` on the command line.
+struct InputShape: ExpressibleByArgument {
+    let name: String
+    let dims: [Int]
+
+    init?(argument: String) {
+        let parts = argument.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        let dims = parts[1].split(separator: ",").compactMap { Int($0) }
+        guard !dims.isEmpty, dims.count == parts[1].split(separator: ",").count else { return nil }
+        (name, self.dims) = (String(parts[0]), dims)
+    }
+
+    static func dictionary(_ shapes: [InputShape]) -> [String: [Int]] {
+        Dictionary(shapes.map { ($0.name, $0.dims) }, uniquingKeysWith: { $1 })
+    }
+}
