@@ -1,10 +1,11 @@
 # equivd — the two commands: `make run` (set up, build, run the main job on the bundled default)
 # and `make test` (set up, build, run every test). Both install what they need first.
 SWIFT ?= swift
-PYTHON ?= python3
+# The project's Python: Debian's python3 with system packages plus onnxruntime (scripts/install-deps.sh).
+PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps build build-debug swift-test python-test bench samples clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model fuzz fixtures samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd features Samples
@@ -13,6 +14,9 @@ test: deps build-debug swift-test python-test
 
 deps:
 	@scripts/install-deps.sh
+
+deps-torch:
+	@scripts/install-deps.sh --torch
 
 build:
 	$(SWIFT) build -c release --product equivd
@@ -24,12 +28,28 @@ build-debug:
 swift-test:
 	$(SWIFT) test --skip-build
 
-# Reference checks against numpy/scipy; they drive the debug equivd that swift-test built.
+# Reference checks against numpy/scipy and onnxruntime; they drive the debug equivd.
 python-test:
 	EQUIVD=.build/debug/equivd $(PYTHON) -m pytest -q Tests/python
 
 bench: deps build
 	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd --alloc-check --memory-check
+
+# Batch-1 latency versus onnxruntime. OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
+bench-model: deps-torch build
+	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
+
+# The loader fuzzers at length: 100k mutated files and 100k mutated graphs per seed, release build.
+fuzz: deps
+	for seed in 1 2 3; do EQUIVD_FUZZ_ITERATIONS=100000 EQUIVD_FUZZ_SEED=$$seed $(SWIFT) test -c release -Xswiftc -enable-testing --filter LoaderFuzzTests; done
+
+# Re-export the whole-model fixtures with PyTorch and record onnxruntime's outputs.
+fixtures: deps-torch
+	$(PYTHON) Tests/EquivModelTests/Fixtures/make_fixtures.py
+
+# Regenerate Sources/EquivModel/Generated/onnx.pb.swift (needs protobuf-compiler and libonnx-dev).
+onnx-proto:
+	scripts/gen-onnx-proto.sh
 
 samples: deps
 	scripts/make-samples.sh

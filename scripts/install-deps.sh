@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs what equivd needs to build, run and test on Debian 12: the C libraries it wraps, the
-# tools the tests drive, and the Python packages of the reference checks. Idempotent and quiet:
-# it only calls apt-get or pip when something is missing.
+# tools the tests drive, and the project's Python (.venv: Debian's python3 with Debian's numpy,
+# scipy, pytest and onnx, plus onnxruntime from PyPI). Idempotent and quiet: apt-get and pip run
+# only when something is missing.
+#   scripts/install-deps.sh            # build, run, test
+#   scripts/install-deps.sh --torch    # also PyTorch (Debian's python3-torch): fixtures, model benchmark
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
     pkg-config
@@ -11,33 +15,32 @@ APT_PACKAGES=(
     libsamplerate0-dev  # CSampleRate: rate conversion
     libfftw3-dev        # CFFTW: STFT (fftw3f)
     libopenblas-dev     # CBLAS: the model runtime
+    libonnx-testdata    # ONNX's own backend node tests, run by the conformance suite
     alsa-utils          # arecord, for checking capture configurations by hand
     sox                 # makes the bundled samples and benchmark audio
     valgrind            # the benchmark's allocation check (callgrind)
+    python3-venv python3-numpy python3-scipy python3-pytest python3-onnx
 )
-PYTHON_PACKAGES=(numpy scipy pytest)
+[ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch)
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-apt_install() {
-    local missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
     echo "installing Debian packages: ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-apt_install "${APT_PACKAGES[@]}"
-
-PYTHON=${PYTHON:-python3}
-pymissing=()
-for p in "${PYTHON_PACKAGES[@]}"; do
-    "$PYTHON" -c "import $p" 2>/dev/null || pymissing+=("$p")
-done
-if ((${#pymissing[@]})); then
-    echo "installing Python packages for $PYTHON: ${pymissing[*]}"
-    # Debian's own python3 refuses pip (PEP 668): take Debian's builds of the same packages.
-    "$PYTHON" -m pip install -q "${pymissing[@]}" 2>/dev/null || apt_install "${pymissing[@]/#/python3-}"
 fi
+
+# The project's Python sees Debian's packages and adds what only PyPI has.
+if [ ! -x .venv/bin/python ]; then
+    echo "creating .venv (Debian python3 with system packages)"
+    /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+.venv/bin/python -c "import onnxruntime" 2>/dev/null || {
+    echo "installing onnxruntime into .venv"
+    .venv/bin/python -m pip install -q onnxruntime
+}
