@@ -39,9 +39,9 @@ bench: deps build
 bench-model: deps-torch build
 	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
 
-# The loader fuzzers at length: 100k mutated files and 100k mutated graphs per seed, release build.
+# The loader fuzzers at length: 1M mutated files and 1M mutated graphs per seed, release build.
 fuzz: deps
-	for seed in 1 2 3; do EQUIVD_FUZZ_ITERATIONS=100000 EQUIVD_FUZZ_SEED=$$seed $(SWIFT) test -c release -Xswiftc -enable-testing --filter LoaderFuzzTests; done
+	for seed in 1 2 3; do EQUIVD_FUZZ_ITERATIONS=1000000 EQUIVD_FUZZ_SEED=$$seed $(SWIFT) test -c release -Xswiftc -enable-testing --filter LoaderFuzzTests; done
 
 # Re-export the whole-model fixtures with PyTorch and record onnxruntime's outputs.
 fixtures: deps-torch
