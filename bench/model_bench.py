@@ -69,7 +69,8 @@ def ort_latencies(path, runs, warmup):
 def equivd_latency(equivd, path, runs, warmup):
     out = subprocess.run([equivd, "model", "bench", str(path), "--runs", str(runs), "--warmup", str(warmup),
                           "--threads", "1"], check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["median_ms"]
+    result = json.loads(out)
+    return result["median_ms"], result["blas_core"]
 
 
 def main():
@@ -84,12 +85,14 @@ def main():
     params = export(path)
     ours, theirs = [], []
     for r in range(args.rounds):
-        ours.append(equivd_latency(args.equivd, path, args.runs, args.warmup))
+        latency, core = equivd_latency(args.equivd, path, args.runs, args.warmup)
+        ours.append(latency)
         theirs.append(ort_latencies(path, args.runs, args.warmup))
         print(f"round {r + 1}: equivd {ours[-1]:.3f} ms, onnxruntime {theirs[-1]:.3f} ms", flush=True)
     a, b = statistics.median(ours), statistics.median(theirs)
     print(f"\nstand-in classifier, {params} parameters, input {list(SHAPE)}; median of {args.rounds} rounds "
-          f"x {args.runs} runs (onnxruntime {ort.__version__}, 1 intra-op thread; equivd 1 OpenBLAS thread)\n")
+          f"x {args.runs} runs (onnxruntime {ort.__version__}, 1 intra-op thread; equivd 1 OpenBLAS thread, "
+          f"OpenBLAS kernels: {core})\n")
     print("| runtime | batch-1 latency, ms |")
     print("| --- | ---: |")
     print(f"| equivd (Swift, OpenBLAS) | {a:.3f} |")

@@ -122,6 +122,9 @@ public final class InferenceSession {
     /// Floats held in the session's buffers (activations, constants copied for kernels, scratch).
     public var bufferFloats: Int { arena.floatCount }
 
+    /// The kernel family OpenBLAS chose for this CPU (e.g. "Haswell"; OPENBLAS_CORETYPE overrides it).
+    public static var blasCore: String { String(cString: openblas_get_corename()) }
+
     /// ONNX operator types the runtime plans (docs/onnx-support.md has their limits).
     public static var supportedOperators: Set<String> { Set(operatorPlanners.keys) }
 
