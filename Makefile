@@ -28,9 +28,10 @@ build-debug:
 swift-test:
 	$(SWIFT) test --skip-build
 
-# Reference checks against numpy/scipy and onnxruntime; they drive the debug equivd.
+# Reference checks against numpy/scipy and onnxruntime, and the training toolkit's own tests;
+# they drive the debug equivd.
 python-test:
-	EQUIVD=.build/debug/equivd $(PYTHON) -m pytest -q Tests/python
+	EQUIVD=.build/debug/equivd PYTHONPATH=Training $(PYTHON) -m pytest -q Tests/python Training/tests
 
 bench: deps build
 	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd --alloc-check --memory-check

@@ -10,7 +10,8 @@ struct Features: ParsableCommand {
         abstract: "Compute log-frequency spectrogram windows of audio files.",
         discussion: """
             Without --out, prints a summary line per file. With --out, writes the windows of one \
-            file as a float32 .npy array of shape (windows, bins, frames).
+            file as a float32 .npy array of shape (windows, bins, frames); with --out-dir, one such \
+            file per input, named after it.
             """
     )
 
@@ -20,10 +21,14 @@ struct Features: ParsableCommand {
     @Option(name: .long, help: "Write the windows of the (single) input to this .npy file.")
     var out: String?
 
+    @Option(name: .long, help: "Write the windows of each input to DIR/<name>.npy.")
+    var outDir: String?
+
     func validate() throws {
         if out != nil && inputs.count != 1 {
             throw ValidationError("--out takes exactly one input file, got \(inputs.count)")
         }
+        if out != nil && outDir != nil { throw ValidationError("give --out or --out-dir, not both") }
     }
 
     func run() throws {
@@ -33,25 +38,40 @@ struct Features: ParsableCommand {
             try export(files[0], to: out, frontEnd: frontEnd)
             return
         }
+        if let outDir {
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            try forEachFile(files) { file in
+                let name = ((file as NSString).lastPathComponent as NSString).deletingPathExtension + ".npy"
+                try export(file, to: (outDir as NSString).appendingPathComponent(name), frontEnd: frontEnd)
+            }
+            return
+        }
         let p = frontEnd.parameters
         print("front end: \(p.sampleRate) Hz, FFT \(p.fftSize), hop \(p.hopLength), \(p.binCount) bins "
             + "(\(p.binsPerSemitone)/semitone from \(p.fmin) Hz), windows of \(p.windowFrames) frames every \(p.windowStepFrames)")
         print(FileSummary.header)
         var total = FileSummary.Totals()
+        defer { print(total.line) }
+        try forEachFile(files) { file in
+            let summary = try FileSummary.measure(file, frontEnd: frontEnd)
+            print(summary.line)
+            total.add(summary)
+        }
+    }
+
+    /// Runs `body` on every file; one that fails is reported and skipped, and the exit status
+    /// says so at the end.
+    private func forEachFile(_ files: [String], _ body: (String) throws -> Void) throws {
         var failures = 0
         var stderr = StandardError()
         for file in files {
-            // One unreadable file is reported and skipped; the exit status still says so.
             do {
-                let summary = try FileSummary.measure(file, frontEnd: frontEnd)
-                print(summary.line)
-                total.add(summary)
+                try body(file)
             } catch {
                 print("error: \(error)", to: &stderr)
                 failures += 1
             }
         }
-        print(total.line)
         if failures > 0 { throw ExitCode.failure }
     }
 

@@ -1,0 +1,1 @@
+"""equivtrain: the training toolkit of equivd (see Training/README.md)."""
