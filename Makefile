@@ -5,12 +5,12 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model fuzz fixtures samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model fuzz fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd features Samples
 
-test: deps build-debug swift-test python-test
+test: deps-torch build-debug swift-test python-test
 
 deps:
 	@scripts/install-deps.sh
@@ -52,8 +52,13 @@ fixtures: deps-torch
 onnx-proto:
 	scripts/gen-onnx-proto.sh
 
+# The default bundle (Models/), docs/results.md and Samples/, all from the seed (about 25 minutes).
+models: deps-torch build
+	PYTHONPATH=Training $(PYTHON) -m equivtrain models --data data --out Models --table docs/results.md
+	PYTHONPATH=Training $(PYTHON) -m equivtrain samples --out Samples
+
 samples: deps
-	scripts/make-samples.sh
+	PYTHONPATH=Training $(PYTHON) -m equivtrain samples --out Samples
 
 clean:
 	rm -rf .build

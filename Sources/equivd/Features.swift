@@ -16,7 +16,7 @@ struct Features: ParsableCommand {
     )
 
     @Argument(help: "Audio files (WAV, FLAC, OGG) or folders of them.")
-    var inputs: [String]
+    var inputs: [String] = []
 
     @Option(name: .long, help: "Write the windows of the (single) input to this .npy file.")
     var out: String?
@@ -24,7 +24,11 @@ struct Features: ParsableCommand {
     @Option(name: .long, help: "Write the windows of each input to DIR/<name>.npy.")
     var outDir: String?
 
+    @Flag(name: .long, help: "Print the front end's parameters as JSON (the bundle.json keys) and exit.")
+    var parameters = false
+
     func validate() throws {
+        if inputs.isEmpty && !parameters { throw ValidationError("give at least one audio file or folder") }
         if out != nil && inputs.count != 1 {
             throw ValidationError("--out takes exactly one input file, got \(inputs.count)")
         }
@@ -32,6 +36,12 @@ struct Features: ParsableCommand {
     }
 
     func run() throws {
+        if parameters {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(FrontEndParameters()), as: UTF8.self))
+            return
+        }
         let files = try AudioFileList.expand(inputs)
         let frontEnd = try FrontEnd()
         if let out {
