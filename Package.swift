@@ -10,10 +10,12 @@ let package = Package(
         .library(name: "EquivDSP", targets: ["EquivDSP"]),
         .library(name: "EquivAudio", targets: ["EquivAudio"]),
         .library(name: "EquivModel", targets: ["EquivModel"]),
+        .library(name: "EquivCore", targets: ["EquivCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // One thin module per C library: a module map, pkg-config for the flags, apt for the package.
@@ -31,6 +33,11 @@ let package = Package(
             exclude: ["Generated/README.md"]
         ),
 
+        .target(
+            name: "EquivCore",
+            dependencies: ["EquivDSP", "EquivModel", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+
         .executableTarget(
             name: "equivd",
             dependencies: [
@@ -46,5 +53,6 @@ let package = Package(
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
         .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile"]),
         .testTarget(name: "EquivModelTests", dependencies: ["EquivModel"], exclude: ["Fixtures"]),
+        .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore"]),
     ]
 )

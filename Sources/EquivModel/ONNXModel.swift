@@ -3,7 +3,7 @@ import SwiftProtobuf
 
 /// A decoded ONNX model file, checked enough to plan: it has a graph, imports a default-domain
 /// opset equivd knows, keeps no data outside the file, and its nodes can be put in order.
-public struct ONNXModel {
+public struct ONNXModel: Sendable {
     /// Where the model came from, for errors.
     public let source: String
     /// Version of the default ("ai.onnx") operator set.

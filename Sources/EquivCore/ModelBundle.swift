@@ -1,0 +1,154 @@
+import Crypto
+import EquivDSP
+import EquivModel
+import Foundation
+
+/// Why a model bundle was refused: the file, and the field where there is one.
+public struct BundleError: Error, Equatable, CustomStringConvertible {
+    public let path: String
+    /// The bundle.json key path, e.g. "front_end.fft_size", when the problem is one field.
+    public let field: String?
+    public let reason: String
+
+    public var description: String { "\(path): " + (field.map { "\($0): " } ?? "") + reason }
+}
+
+/// bundle.json (DESIGN.md §4), as `equivtrain` writes it.
+public struct BundleManifest: Codable, Sendable {
+    public struct Shift: Codable, Sendable {
+        public let rangeBins: Int
+        public let referenceBin: Int
+        public let binsPerSemitone: Int
+        public let edgeFill: String
+        enum CodingKeys: String, CodingKey {
+            case rangeBins = "range_bins", referenceBin = "reference_bin"
+            case binsPerSemitone = "bins_per_semitone", edgeFill = "edge_fill"
+        }
+    }
+
+    public struct Model: Codable, Sendable {
+        public let file: String
+        public let sha256: String
+    }
+
+    public struct Thresholds: Codable, Sendable {
+        /// Below this canonicalizer max-p, the top-K shifts are averaged.
+        public let canonicalizerMinP: Float
+        public let topK: Int
+        /// Below this classifier max-p, the window is published as uncertain.
+        public let classifierMinP: Float
+        enum CodingKeys: String, CodingKey {
+            case canonicalizerMinP = "canonicalizer_min_p", topK = "top_k", classifierMinP = "classifier_min_p"
+        }
+    }
+
+    public let format: Int
+    public let classes: [String]
+    public let frontEnd: FrontEndParameters
+    public let shift: Shift
+    public let models: [String: Model]
+    public let thresholds: Thresholds
+
+    enum CodingKeys: String, CodingKey {
+        case format, classes, frontEnd = "front_end", shift, models, thresholds
+    }
+}
+
+/// A model bundle checked against the daemon it will run in: bundle.json parses, its front-end
+/// parameters are this front end's, the ONNX files are the ones it hashed, and both models load
+/// and produce the shapes the bundle promises.
+public struct ModelBundle: Sendable {
+    public static let supportedFormat = 1
+
+    public let directory: String
+    public let manifest: BundleManifest
+    public let classifier: ONNXModel
+    public let canonicalizer: ONNXModel
+
+    public init(directory: String, frontEnd: FrontEndParameters) throws(BundleError) {
+        let manifestPath = (directory as NSString).appendingPathComponent("bundle.json")
+        func fail(_ field: String?, _ reason: String, path: String = manifestPath) -> BundleError {
+            BundleError(path: path, field: field, reason: reason)
+        }
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw fail(nil, "cannot read (is \(directory) a model bundle?)")
+        }
+        let manifest: BundleManifest
+        do {
+            manifest = try JSONDecoder().decode(BundleManifest.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw fail((context.codingPath + [key]).map(\.stringValue).joined(separator: "."), "missing")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            throw fail(context.codingPath.map(\.stringValue).joined(separator: "."), context.debugDescription)
+        } catch let DecodingError.dataCorrupted(context) {
+            throw fail(context.codingPath.map(\.stringValue).joined(separator: ".").nilIfEmpty, context.debugDescription)
+        } catch {
+            throw fail(nil, "not valid JSON: \(error)")
+        }
+        guard manifest.format == Self.supportedFormat else {
+            throw fail("format", "is \(manifest.format); this equivd reads format \(Self.supportedFormat)")
+        }
+        guard !manifest.classes.isEmpty else { throw fail("classes", "is empty") }
+        if let field = Self.firstDifference(manifest.frontEnd, frontEnd) {
+            throw fail("front_end.\(field.name)", "is \(field.bundle) but this equivd's front end uses \(field.ours)")
+        }
+        func model(_ role: String) throws(BundleError) -> ONNXModel {
+            guard let entry = manifest.models[role] else { throw fail("models.\(role)", "missing") }
+            let path = (directory as NSString).appendingPathComponent(entry.file)
+            guard let bytes = FileManager.default.contents(atPath: path) else {
+                throw fail("models.\(role).file", "\(path) cannot be read")
+            }
+            let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            guard digest == entry.sha256.lowercased() else {
+                throw fail("models.\(role).sha256", "\(entry.file) hashes to \(digest), not the recorded \(entry.sha256)")
+            }
+            do {
+                return try ONNXModel(serialized: bytes, source: path)
+            } catch {
+                throw BundleError(path: path, field: nil, reason: "\(error)")
+            }
+        }
+        let classifier = try model("classifier")
+        let canonicalizer = try model("canonicalizer")
+        let window = [1, 1, frontEnd.binCount, frontEnd.windowFrames]
+        try Self.expectOutput(classifier, window, [1, manifest.classes.count], "models.classifier", manifestPath)
+        try Self.expectOutput(canonicalizer, window, [1, 2 * manifest.shift.rangeBins + 1], "models.canonicalizer", manifestPath)
+        self.directory = directory
+        self.manifest = manifest
+        self.classifier = classifier
+        self.canonicalizer = canonicalizer
+    }
+
+    /// Plans `model` for one window and checks its single output's shape.
+    private static func expectOutput(_ model: ONNXModel, _ input: [Int], _ output: [Int], _ field: String, _ path: String) throws(BundleError) {
+        guard model.inputNames.count == 1, let name = model.inputNames.first else {
+            throw BundleError(path: path, field: field, reason: "must have exactly one input, has \(model.inputNames)")
+        }
+        let session: InferenceSession
+        do {
+            session = try InferenceSession(model: model, inputShapes: [name: input])
+        } catch {
+            throw BundleError(path: model.source, field: nil, reason: "\(error)")
+        }
+        guard session.outputs.count == 1, session.outputs[0].shape == output else {
+            throw BundleError(path: path, field: field, reason: "outputs \(session.outputs.map(\.shape)) for one window, expected \(output)")
+        }
+    }
+
+    /// The first front-end parameter that differs, by its bundle.json name.
+    static func firstDifference(_ bundle: FrontEndParameters, _ ours: FrontEndParameters) -> (name: String, bundle: String, ours: String)? {
+        let encoder = JSONEncoder()
+        guard let a = try? encoder.encode(bundle), let b = try? encoder.encode(ours),
+            let x = try? JSONSerialization.jsonObject(with: a) as? [String: Any],
+            let y = try? JSONSerialization.jsonObject(with: b) as? [String: Any]
+        else { return ("front_end", "unreadable", "") }
+        for key in y.keys.sorted() where "\(x[key] ?? "missing")" != "\(y[key]!)" {
+            return (key, "\(x[key] ?? "missing")", "\(y[key]!)")
+        }
+        return nil
+    }
+}
+
+extension String {
+    fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
+}
