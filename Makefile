@@ -8,7 +8,7 @@ RELEASE_BIN := .build/release
 .PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model fuzz fixtures models samples onnx-proto clean
 
 run: deps build
-	$(RELEASE_BIN)/equivd features Samples
+	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
 
 test: deps-torch build-debug swift-test python-test
 

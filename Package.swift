@@ -41,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "equivd",
             dependencies: [
-                "EquivDSP", "EquivAudio", "EquivModel",
+                "EquivDSP", "EquivAudio", "EquivModel", "EquivCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -53,6 +53,6 @@ let package = Package(
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
         .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile"]),
         .testTarget(name: "EquivModelTests", dependencies: ["EquivModel"], exclude: ["Fixtures"]),
-        .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore"]),
+        .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore", "EquivAudio"]),
     ]
 )

@@ -1,0 +1,215 @@
+import EquivDSP
+import EquivModel
+import Foundation
+
+/// What the service publishes about one window.
+public struct Decision: Sendable, Equatable {
+    public enum Fallback: String, Sendable {
+        /// Confident canonicalizer: one classifier call on the canonical window.
+        case none
+        /// Unsure canonicalizer: the top-K shifts averaged, weighted by p.
+        case topk
+        /// Still unsure: published as "uncertain" (the clip is worth a human's ear).
+        case abstain
+        /// Below the energy gate: silence, no inference.
+        case idle
+    }
+
+    /// The winning class, or nil when idle or abstaining.
+    public let label: String?
+    public let probability: Float
+    /// Classes with their probabilities, most probable first.
+    public let top: [(label: String, probability: Float)]
+    /// The shift the canonicalizer removed, in bins and in semitones (positive: the machine
+    /// sounded higher than nominal).
+    public let shiftBins: Int
+    public let shiftSemitones: Double
+    /// Canonicalizer confidence: max p, the margin between the top two, and the entropy (nats).
+    public let canonConfidence: Float
+    public let canonMargin: Float
+    public let canonEntropy: Float
+    public let fallback: Fallback
+    public let classifierCalls: Int
+
+    public static func == (a: Decision, b: Decision) -> Bool {
+        a.label == b.label && a.probability == b.probability && a.shiftBins == b.shiftBins && a.fallback == b.fallback
+            && a.classifierCalls == b.classifierCalls
+    }
+}
+
+/// Canonicalize → classify → decide (DESIGN.md §2) for one window at a time, on sessions planned
+/// once: nothing is allocated per window beyond the returned Decision.
+public final class Recognizer {
+    /// How windows are classified: the service uses `.topk`; the others reproduce the results
+    /// table's rows.
+    public enum Mode: String, CaseIterable, Sendable {
+        case vanilla, canon, topk, groupavg
+    }
+
+    public struct Thresholds: Sendable {
+        public var canonicalizerMinP: Float
+        public var topK: Int
+        public var classifierMinP: Float
+        /// Windows whose mean log magnitude is below this are idle (ln 1e-5 ≈ −11.5: near silence).
+        public var idleMeanLog: Float = -11.5
+    }
+
+    public let bundle: ModelBundle
+    public let mode: Mode
+    public let thresholds: Thresholds
+    private let classes: [String]
+    private let range: Int
+    private let bins: Int, frames: Int
+    private let canonicalizer: InferenceSession
+    private let classifier: InferenceSession
+    /// The classifier planned for several windows at once: top-K, or all 2K+1 shifts.
+    private let batchClassifier: InferenceSession?
+    private let probabilities: UnsafeMutableBufferPointer<Float>
+
+    public init(bundle: ModelBundle, mode: Mode = .topk, thresholds: Thresholds? = nil) throws(BundleError) {
+        let m = bundle.manifest
+        self.bundle = bundle
+        self.mode = mode
+        self.thresholds = thresholds ?? Thresholds(
+            canonicalizerMinP: m.thresholds.canonicalizerMinP, topK: m.thresholds.topK, classifierMinP: m.thresholds.classifierMinP)
+        guard (1...(2 * m.shift.rangeBins + 1)).contains(self.thresholds.topK) else {
+            throw BundleError(path: bundle.directory, field: "thresholds.top_k", reason: "must be in 1...\(2 * m.shift.rangeBins + 1)")
+        }
+        classes = m.classes
+        range = m.shift.rangeBins
+        let (bins, frames) = (m.frontEnd.binCount, m.frontEnd.windowFrames)
+        (self.bins, self.frames) = (bins, frames)
+        func plan(_ model: ONNXModel, batch: Int) throws(BundleError) -> InferenceSession {
+            do {
+                return try InferenceSession(model: model, inputShapes: [model.inputNames[0]: [batch, 1, bins, frames]])
+            } catch {
+                throw BundleError(path: model.source, field: nil, reason: "\(error)")
+            }
+        }
+        canonicalizer = try plan(bundle.canonicalizer, batch: 1)
+        classifier = try plan(bundle.classifier, batch: 1)
+        switch mode {
+        case .topk: batchClassifier = try plan(bundle.classifier, batch: self.thresholds.topK)
+        case .groupavg: batchClassifier = try plan(bundle.classifier, batch: 2 * m.shift.rangeBins + 1)
+        case .vanilla, .canon: batchClassifier = nil
+        }
+        probabilities = .allocate(capacity: classes.count)
+    }
+
+    deinit { probabilities.deallocate() }
+
+    /// Decides one window of `bins × frames` log-band values (row-major, as `FrontEnd` emits).
+    public func decide(_ window: UnsafeBufferPointer<Float>) -> Decision {
+        precondition(window.count == bins * frames, "window has \(window.count) values, expected \(bins * frames)")
+        var sum: Float = 0
+        for v in window { sum += v }
+        if sum / Float(window.count) < thresholds.idleMeanLog {
+            return decision(label: nil, probability: 0, shift: 0, canon: (1, 1, 0), fallback: .idle, calls: 0, classify: false)
+        }
+        switch mode {
+        case .vanilla:
+            runClassifier(on: window, shift: 0)
+            return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: 1)
+        case .groupavg:
+            let batch = batchClassifier!
+            for (i, k) in (-range...range).enumerated() { translate(window, by: k, into: batch.inputs[0].buffer, slot: i) }
+            batch.run()
+            average(batch, weights: .init(repeating: 1 / Float(2 * range + 1), count: 2 * range + 1))
+            return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: 2 * range + 1)
+        case .canon, .topk:
+            _ = canonicalizer.inputs[0].buffer.update(fromContentsOf: window)
+            canonicalizer.run()
+            let (p, order) = softmaxOrder(canonicalizer.outputs[0].buffer)
+            let best = order[0]
+            let canon = (p[best], p[best] - p[order[1]], -p.reduce(0) { $1 > 0 ? $0 + $1 * log($1) : $0 })
+            let shift = best - range
+            if mode == .topk && p[best] < thresholds.canonicalizerMinP {
+                let batch = batchClassifier!
+                let picks = Array(order.prefix(thresholds.topK))
+                for (i, index) in picks.enumerated() { translate(window, by: index - range, into: batch.inputs[0].buffer, slot: i) }
+                batch.run()
+                let total = picks.reduce(0) { $0 + p[$1] }
+                average(batch, weights: picks.map { p[$0] / total })
+                let fallback: Decision.Fallback = maxProbability() < thresholds.classifierMinP ? .abstain : .topk
+                return result(shift: shift, canon: canon, fallback: fallback, calls: picks.count)
+            }
+            runClassifier(on: window, shift: shift)
+            let fallback: Decision.Fallback = mode == .topk && maxProbability() < thresholds.classifierMinP ? .abstain : .none
+            return result(shift: shift, canon: canon, fallback: fallback, calls: 1)
+        }
+    }
+
+    /// Writes T_{−k} X (the window moved down by k bins; vacated bins repeat the edge bin) into
+    /// window slot `slot` of `buffer`.
+    private func translate(_ x: UnsafeBufferPointer<Float>, by k: Int, into buffer: UnsafeMutableBufferPointer<Float>, slot: Int) {
+        let base = buffer.baseAddress! + slot * bins * frames
+        for f in 0..<bins {
+            let source = min(max(f + k, 0), bins - 1)
+            (base + f * frames).update(from: x.baseAddress! + source * frames, count: frames)
+        }
+    }
+
+    private func runClassifier(on window: UnsafeBufferPointer<Float>, shift: Int) {
+        translate(window, by: shift, into: classifier.inputs[0].buffer, slot: 0)
+        classifier.run()
+        softmax(classifier.outputs[0].buffer.baseAddress!, into: probabilities.baseAddress!)
+    }
+
+    /// probabilities = Σ weights[i] · softmax(logits of window i).
+    private func average(_ batch: InferenceSession, weights: [Float]) {
+        probabilities.update(repeating: 0)
+        let logits = batch.outputs[0].buffer.baseAddress!
+        var one = [Float](repeating: 0, count: classes.count)
+        for (i, w) in weights.enumerated() {
+            one.withUnsafeMutableBufferPointer { softmax(logits + i * classes.count, into: $0.baseAddress!) }
+            for c in 0..<classes.count { probabilities[c] += w * one[c] }
+        }
+    }
+
+    private func softmax(_ logits: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        var peak = -Float.infinity
+        for c in 0..<classes.count { peak = max(peak, logits[c]) }
+        var total: Float = 0
+        for c in 0..<classes.count {
+            out[c] = exp(logits[c] - peak)
+            total += out[c]
+        }
+        for c in 0..<classes.count { out[c] /= total }
+    }
+
+    private func softmaxOrder(_ logits: UnsafeMutableBufferPointer<Float>) -> (p: [Float], order: [Int]) {
+        var p = [Float](repeating: 0, count: logits.count)
+        p.withUnsafeMutableBufferPointer { out in
+            var peak = -Float.infinity
+            for v in logits { peak = max(peak, v) }
+            var total: Float = 0
+            for i in logits.indices {
+                out[i] = exp(logits[i] - peak)
+                total += out[i]
+            }
+            for i in out.indices { out[i] /= total }
+        }
+        return (p, p.indices.sorted { p[$0] > p[$1] })
+    }
+
+    private func maxProbability() -> Float { probabilities.max() ?? 0 }
+
+    private func result(shift: Int, canon: (Float, Float, Float), fallback: Decision.Fallback, calls: Int) -> Decision {
+        let best = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
+        return decision(label: fallback == .abstain ? nil : classes[best], probability: probabilities[best], shift: shift,
+                        canon: canon, fallback: fallback, calls: calls, classify: true)
+    }
+
+    private func decision(
+        label: String?, probability: Float, shift: Int, canon: (Float, Float, Float), fallback: Decision.Fallback, calls: Int,
+        classify: Bool
+    ) -> Decision {
+        let top = classify
+            ? probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.map { (classes[$0], probabilities[$0]) }
+            : []
+        return Decision(
+            label: label, probability: probability, top: top, shiftBins: shift,
+            shiftSemitones: Double(shift) / Double(bundle.manifest.shift.binsPerSemitone),
+            canonConfidence: canon.0, canonMargin: canon.1, canonEntropy: canon.2, fallback: fallback, classifierCalls: calls)
+    }
+}

@@ -1,0 +1,95 @@
+import EquivAudio
+import EquivDSP
+import Foundation
+import Testing
+
+@testable import EquivCore
+
+/// The recognition path on the default bundle: silence is idle and costs no inference; each mode
+/// makes the classifier calls it should; a window's shift is reported in semitones.
+@Suite struct RecognizerTests {
+    static func bundle() throws -> ModelBundle {
+        try ModelBundle(directory: ModelBundleTests.models, frontEnd: FrontEndParameters())
+    }
+
+    /// A synthetic window: a harmonic comb whose lowest line sits at `bin`, over a floor.
+    static func window(combAt bin: Int) -> [Float] {
+        let p = FrontEndParameters()
+        var w = [Float](repeating: -9, count: p.binCount * p.windowFrames)
+        for h in 1...6 {
+            let b = bin + Int((24 * log2(Double(h))).rounded())
+            guard b < p.binCount else { break }
+            for t in 0..<p.windowFrames { w[b * p.windowFrames + t] = -2 }
+        }
+        return w
+    }
+
+    @Test("silence is idle: no label, no classifier call")
+    func silence() throws {
+        let recognizer = try Recognizer(bundle: try Self.bundle())
+        let quiet = [Float](repeating: log(1e-6), count: 168 * 100)
+        let d = quiet.withUnsafeBufferPointer { recognizer.decide($0) }
+        #expect(d.fallback == .idle && d.label == nil && d.classifierCalls == 0)
+    }
+
+    @Test("classifier calls per mode: vanilla 1, canon 1, group averaging 2K+1")
+    func callsPerMode() throws {
+        let bundle = try Self.bundle()
+        let w = Self.window(combAt: 60)
+        for (mode, calls) in [(Recognizer.Mode.vanilla, 1), (.canon, 1), (.groupavg, 49)] {
+            let d = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: mode))!.decide($0) }
+            #expect(d.classifierCalls == calls, "\(mode)")
+            #expect(d.label != nil)
+            #expect(abs(d.top.reduce(0) { $0 + $1.probability } - 1) < 1e-4)
+        }
+    }
+
+    /// The middle window of a bundled nominal-speed sample, through the real front end.
+    static func sampleWindow(_ name: String) throws -> [Float] {
+        let path = URL(fileURLWithPath: ModelBundleTests.models).deletingLastPathComponent().appendingPathComponent("Samples/\(name)").path
+        let source = try AudioFileSource(path: path)
+        let frontEnd = try FrontEnd()
+        var windows: [[Float]] = []
+        var block = [Float](repeating: 0, count: 4096)
+        while true {
+            let n = try block.withUnsafeMutableBufferPointer { try source.read(into: $0) }
+            if n == 0 { break }
+            block.withUnsafeBufferPointer { frontEnd.process(UnsafeBufferPointer(rebasing: $0[..<n])) { windows.append(Array($0.values)) } }
+        }
+        return windows[windows.count / 2]
+    }
+
+    /// T_j: the window moved up by j bins, vacated bins repeating the edge bin.
+    static func translated(_ w: [Float], by j: Int) -> [Float] {
+        (0..<168).flatMap { f in w[(min(max(f - j, 0), 167) * 100)..<(min(max(f - j, 0), 167) * 100 + 100)] }
+    }
+
+    @Test("moving a window up by j bins moves the canonicalizer's shift by j (equivariance, in Swift)",
+          arguments: ["gear-nominal.wav", "bearing-nominal.wav"])
+    func shiftFollowsTranslation(sample: String) throws {
+        let recognizer = try Recognizer(bundle: try Self.bundle(), mode: .canon)
+        let w = try Self.sampleWindow(sample)
+        let base = w.withUnsafeBufferPointer { recognizer.decide($0) }
+        #expect(abs(base.shiftBins) <= 2, "a nominal-speed sample needs (almost) no shift, got \(base.shiftBins)")
+        for j in [-6, -3, 3, 6] {
+            let moved = Self.translated(w, by: j).withUnsafeBufferPointer { recognizer.decide($0) }
+            #expect(moved.shiftBins - base.shiftBins == j, "moved by \(j)")
+            #expect(moved.shiftSemitones == Double(moved.shiftBins) / 2)
+        }
+    }
+
+    @Test("a low top-K threshold never falls back; an impossible one always does, with K calls")
+    func fallbackThreshold() throws {
+        let bundle = try Self.bundle()
+        let w = Self.window(combAt: 55)
+        var t = Recognizer.Thresholds(canonicalizerMinP: 0, topK: 3, classifierMinP: 0)
+        let confident = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .topk, thresholds: t))!.decide($0) }
+        #expect(confident.fallback == .none && confident.classifierCalls == 1)
+        t.canonicalizerMinP = 1.1
+        let unsure = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .topk, thresholds: t))!.decide($0) }
+        #expect(unsure.fallback == .topk && unsure.classifierCalls == 3)
+        t.classifierMinP = 1.1
+        let abstained = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .topk, thresholds: t))!.decide($0) }
+        #expect(abstained.fallback == .abstain && abstained.label == nil)
+    }
+}
