@@ -22,6 +22,13 @@ final class Arena {
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
+    /// Integer working space for a kernel (index counters), freed with the session.
+    func integers(_ count: Int) -> UnsafeMutablePointer<Int> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Int>.stride, alignment: 64)
+        blocks.append(raw)
+        return raw.bindMemory(to: Int.self, capacity: max(count, 1))
+    }
+
     deinit { blocks.forEach { $0.deallocate() } }
 }
 

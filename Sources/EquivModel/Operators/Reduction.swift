@@ -54,9 +54,10 @@ private func reduction(_ kind: ReductionKind) -> OperatorPlanner {
         let outStrides = strides(of: keptShape).enumerated().map { reduced.contains($0.offset) ? 0 : $0.element }
         let total = x.count, rank = xs.count, count = max(1, total / max(1, out.count))
         let px = x.pointer, py = out.pointer, outCount = out.count
+        let index = ctx.planner.arena.integers(rank)  // the odometer, allocated once
         ctx.kernel {
             py.update(repeating: kind == .max ? -Float.infinity : 0, count: outCount)
-            var index = [Int](repeating: 0, count: rank)
+            index.update(repeating: 0, count: rank)
             var o = 0
             for i in 0..<total {
                 switch kind {
