@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // One thin module per C library: a module map, pkg-config for the flags, apt for the package.
@@ -38,21 +40,34 @@ let package = Package(
             dependencies: ["EquivDSP", "EquivModel", .product(name: "Crypto", package: "swift-crypto")]
         ),
 
+        .target(
+            name: "EquivService",
+            dependencies: [
+                "EquivDSP", "EquivAudio", "EquivCore", "EquivProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        // The event protocol (DESIGN.md §5) and a client for it: what equivctl needs and nothing more.
+        .target(name: "EquivProtocol"),
+
         .executableTarget(
             name: "equivd",
             dependencies: [
-                "EquivDSP", "EquivAudio", "EquivModel", "EquivCore",
+                "EquivDSP", "EquivAudio", "EquivModel", "EquivCore", "EquivService", "EquivProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "equivctl",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["EquivProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
         .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile"]),
         .testTarget(name: "EquivModelTests", dependencies: ["EquivModel"], exclude: ["Fixtures"]),
         .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore", "EquivAudio"]),
+        .testTarget(name: "EquivServiceTests", dependencies: ["EquivService", "EquivProtocol"]),
     ]
 )

@@ -4,7 +4,7 @@ import Foundation
 /// Why an audio file could not be read; always names the file.
 public struct AudioFileError: Error, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
-        case notFound, empty, notAudio, unsupportedEncoding, malformed, truncated, readFailed, resampleFailed
+        case notFound, empty, notAudio, unsupportedEncoding, malformed, truncated, readFailed, resampleFailed, writeFailed
     }
     public let path: String
     public let kind: Kind
@@ -12,6 +12,12 @@ public struct AudioFileError: Error, Equatable, CustomStringConvertible {
     public let reason: String
 
     public var description: String { "\(path): \(reason)" }
+
+    public init(path: String, kind: Kind, reason: String) {
+        self.path = path
+        self.kind = kind
+        self.reason = reason
+    }
 }
 
 /// Replays a WAV, FLAC or OGG file (anything libsndfile reads) as mono samples at `sampleRate`.
@@ -158,5 +164,28 @@ public final class AudioFileSource: AudioSource {
             let name = info.name
         else { return String(format: "0x%06x", format) }
         return String(cString: name)
+    }
+}
+
+/// Writes mono float samples as a 16-bit PCM WAV file through libsndfile. The file appears under
+/// its name only once complete (written to `path.partial`, then renamed), so a reader never sees
+/// half a clip, and a full disk leaves nothing behind.
+public func writeWAV(_ samples: [Float], sampleRate: Int, to path: String) throws(AudioFileError) {
+    let partial = path + ".partial"
+    var info = SF_INFO()
+    info.samplerate = Int32(sampleRate)
+    info.channels = 1
+    info.format = Int32(SF_FORMAT_WAV | SF_FORMAT_PCM_16)
+    guard let file = sf_open(partial, Int32(SFM_WRITE), &info) else {
+        throw AudioFileError(path: path, kind: .writeFailed, reason: "cannot create: \(String(cString: sf_strerror(nil)))")
+    }
+    // Clip rather than wrap samples outside [-1, 1].
+    sf_command(file, Int32(SFC_SET_CLIPPING), nil, Int32(SF_TRUE))
+    let written = samples.withUnsafeBufferPointer { sf_writef_float(file, $0.baseAddress, sf_count_t($0.count)) }
+    let why = String(cString: sf_strerror(file))
+    let closed = sf_close(file)
+    guard written == samples.count, closed == 0, rename(partial, path) == 0 else {
+        unlink(partial)
+        throw AudioFileError(path: path, kind: .writeFailed, reason: "write failed after \(written) of \(samples.count) frames: \(why)")
     }
 }

@@ -52,6 +52,20 @@ public final class Recognizer {
         public var classifierMinP: Float
         /// Windows whose mean log magnitude is below this are idle (ln 1e-5 ≈ −11.5: near silence).
         public var idleMeanLog: Float = -11.5
+
+        public init(canonicalizerMinP: Float, topK: Int, classifierMinP: Float, idleMeanLog: Float = -11.5) {
+            self.canonicalizerMinP = canonicalizerMinP
+            self.topK = topK
+            self.classifierMinP = classifierMinP
+            self.idleMeanLog = idleMeanLog
+        }
+
+        /// The calibrated thresholds a bundle ships with.
+        public init(bundle: BundleManifest) {
+            self.init(
+                canonicalizerMinP: bundle.thresholds.canonicalizerMinP, topK: bundle.thresholds.topK,
+                classifierMinP: bundle.thresholds.classifierMinP)
+        }
     }
 
     public let bundle: ModelBundle
@@ -70,8 +84,7 @@ public final class Recognizer {
         let m = bundle.manifest
         self.bundle = bundle
         self.mode = mode
-        self.thresholds = thresholds ?? Thresholds(
-            canonicalizerMinP: m.thresholds.canonicalizerMinP, topK: m.thresholds.topK, classifierMinP: m.thresholds.classifierMinP)
+        self.thresholds = thresholds ?? Thresholds(bundle: m)
         guard (1...(2 * m.shift.rangeBins + 1)).contains(self.thresholds.topK) else {
             throw BundleError(path: bundle.directory, field: "thresholds.top_k", reason: "must be in 1...\(2 * m.shift.rangeBins + 1)")
         }

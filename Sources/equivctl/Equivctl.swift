@@ -1,9 +1,200 @@
 import ArgumentParser
+import EquivProtocol
+import Foundation
 
 @main
 struct Equivctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "equivctl",
-        abstract: "Watch and control a running equivd."
+        abstract: "Watch and control a running equivd.",
+        discussion: """
+            Exit status: 0 success, 1 a failed request, \(ExitCode.notRunning.rawValue) equivd is not \
+            running (no socket, or nobody listening), \(ExitCode.permissionDenied.rawValue) permission \
+            denied on the socket.
+            """,
+        subcommands: [Tail.self, Status.self, Reload.self]
     )
+}
+
+/// Where the daemon listens; shared by every subcommand.
+struct SocketOption: ParsableArguments {
+    @Option(name: .long, help: "The daemon's socket (default: $EQUIVD_SOCKET or /run/equivd/equivd.sock).")
+    var socket = ProcessInfo.processInfo.environment["EQUIVD_SOCKET"] ?? "/run/equivd/equivd.sock"
+
+    func connect(timeout: Double = 0) throws -> EventConnection {
+        do {
+            return try EventConnection(path: socket, timeout: timeout)
+        } catch {
+            throw Failure(error)
+        }
+    }
+}
+
+extension ExitCode {
+    /// sysexits.h's EX_UNAVAILABLE and EX_NOPERM.
+    static let notRunning = ExitCode(69)
+    static let permissionDenied = ExitCode(77)
+}
+
+/// Prints a connection problem and exits with the code that names it.
+struct Failure: Error {
+    let error: ConnectionError
+    init(_ error: ConnectionError) { self.error = error }
+
+    var exitCode: ExitCode {
+        switch error {
+        case .notRunning: .notRunning
+        case .permissionDenied: .permissionDenied
+        case .system, .timedOut: .failure
+        }
+    }
+
+    func exit() -> Never {
+        FileHandle.standardError.write(Data("equivctl: \(error)\n".utf8))
+        Equivctl.exit(withError: exitCode)
+    }
+}
+
+struct Tail: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow predictions as they happen; reconnects when the daemon restarts.")
+
+    @OptionGroup var socket: SocketOption
+
+    @Flag(name: .long, help: "Pass the daemon's JSON lines through unchanged.")
+    var json = false
+
+    @Option(name: .long, help: "Only predictions with this label (repeatable).")
+    var label: [String] = []
+
+    @Option(name: .long, help: "Only predictions with this fallback: none, topk, abstain, idle (repeatable).")
+    var fallback: [String] = []
+
+    @Flag(name: .long, help: "Exit when the connection ends instead of reconnecting.")
+    var noReconnect = false
+
+    @Option(name: .long, help: "Exit after this many predictions.")
+    var count: Int?
+
+    func run() throws {
+        let colour = !json && isatty(STDOUT_FILENO) == 1
+        var shown = 0
+        var announcedWait = false
+        while true {
+            let connection: EventConnection
+            do {
+                connection = try socket.connect()
+                announcedWait = false
+            } catch let failure as Failure {
+                if noReconnect || failure.exitCode == .permissionDenied { failure.exit() }
+                if !announcedWait { note("\(failure.error); waiting for it") }
+                announcedWait = true
+                Thread.sleep(forTimeInterval: 0.5)
+                continue
+            }
+            do {
+                while let line = try connection.readLine() {
+                    guard let type = EventProtocol.type(of: line) else { continue }
+                    if type == "prediction" {
+                        guard let event = try? EventProtocol.decode(PredictionEvent.self, from: line), passes(event) else { continue }
+                        print(json ? String(line) : format(event, colour: colour))
+                        fflush(nil)
+                        shown += 1
+                        if let count, shown >= count { return }
+                    } else if json {
+                        print(line)
+                        fflush(nil)
+                    } else if type == "hello", let hello = try? EventProtocol.decode(HelloEvent.self, from: line) {
+                        note("connected to equivd: \(hello.source), mode \(hello.mode), models " + hello.models.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+                    } else if type == "error", let error = try? EventProtocol.decode(ErrorEvent.self, from: line) {
+                        note("error (\(error.code)): \(error.message)")
+                    }
+                }
+            } catch {
+                note("\(error)")
+            }
+            if noReconnect { return }
+            note("connection closed; reconnecting")
+        }
+    }
+
+    private func passes(_ e: PredictionEvent) -> Bool {
+        (label.isEmpty || e.label.map(label.contains) == true) && (fallback.isEmpty || fallback.contains(e.fallback))
+    }
+
+    private func format(_ e: PredictionEvent, colour: Bool) -> String {
+        let time = Date(timeIntervalSince1970: e.wallEnd).formatted(.dateTime.hour(.twoDigits(amPM: .omitted)).minute().second().secondFraction(.fractional(1)))
+        let label = (e.label ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0)
+        let text = String(format: "%@  %@ p %.2f  shift %+5.1f st  canon %.2f  %@", time, label, e.p, e.shiftSemitones, e.canonConfidence, e.fallback)
+        guard colour else { return text }
+        let code = switch e.fallback {
+        case "none": "32"  // green
+        case "topk": "33"  // yellow
+        case "abstain": "31"  // red
+        default: "2"  // dim
+        }
+        return "\u{1B}[\(code)m\(text)\u{1B}[0m"
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the daemon's health on one screen.")
+
+    @OptionGroup var socket: SocketOption
+
+    @Flag(name: .long, help: "Print the status event as JSON.")
+    var json = false
+
+    func run() throws {
+        let line: Substring
+        do {
+            line = try socket.connect(timeout: 5).request(Request(cmd: .status), replyTypes: ["status"])
+        } catch let failure as Failure {
+            failure.exit()
+        } catch let error as ConnectionError {
+            Failure(error).exit()
+        }
+        if json {
+            print(line)
+            return
+        }
+        let s = try EventProtocol.decode(StatusEvent.self, from: line)
+        let clientDrops = s.clients.reduce(0) { $0 + $1.dropped }
+        print("""
+            uptime          \(String(format: "%.0f", s.uptimeSeconds)) s
+            real time       \(String(format: "%.2f", s.realTimeFactor))× (\(String(format: "%.1f", s.audioSeconds)) s of audio, \(s.windows) windows)
+            queues          \(s.queuedSamples) samples, \(s.queuedWindows) windows waiting
+            dropped         \(s.droppedSamples) samples, \(s.droppedWindows) windows
+            capture         \(s.xruns) xruns, \(s.reconnects) reconnects
+            clients         \(s.clients.count) connected, \(clientDrops) events dropped for slow readers, \(s.clientsDisconnected) disconnected
+            models          \(s.models.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            clips spooled   \(s.clips)
+            last error      \(s.lastError ?? "none")
+            """)
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reload the configuration and the model bundle (the old ones stay if the new ones fail).")
+
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        let line: Substring
+        do {
+            line = try socket.connect(timeout: 30).request(Request(cmd: .reload), replyTypes: ["reload"])
+        } catch let failure as Failure {
+            failure.exit()
+        } catch let error as ConnectionError {
+            Failure(error).exit()
+        }
+        let reply = try EventProtocol.decode(ReloadEvent.self, from: line)
+        print(reply.message)
+        if !reply.ok { throw ExitCode.failure }
+    }
+}
+
+private func note(_ text: String) {
+    FileHandle.standardError.write(Data("equivctl: \(text)\n".utf8))
 }

@@ -2,6 +2,8 @@ import ArgumentParser
 import EquivAudio
 import EquivCore
 import EquivDSP
+import EquivProtocol
+import EquivService
 import Foundation
 
 /// `equivd replay`: the daemon's recognition path over audio files, with accuracy when labels
@@ -28,60 +30,69 @@ struct Replay: ParsableCommand {
         let frontEnd = try FrontEnd()
         let recognizer = try Recognizer(bundle: try ModelBundle(directory: bundle, frontEnd: frontEnd.parameters), mode: mode)
         let files = try ReplayInput.expand(inputs)
-        var correct = 0, labelled = 0, windows = 0, calls = 0
-        var fallbacks: [Decision.Fallback: Int] = [:]
-        var confusion: [String: [String: Int]] = [:]
+        let tally = ReplayTally()
         let started = ContinuousClock.now
         var audioSeconds = 0.0
         if !json { print("file                               time      label          p      shift st  fallback") }
         for (path, expected) in files {
             let source = try AudioFileSource(path: path, sampleRate: frontEnd.parameters.sampleRate)
             audioSeconds += source.duration
-            try stream(source, through: frontEnd) { window in
-                let d = recognizer.decide(window.values)
-                windows += 1
-                calls += d.classifierCalls
-                fallbacks[d.fallback, default: 0] += 1
-                if let expected {
-                    labelled += 1
-                    if d.label == expected { correct += 1 }
-                    confusion[expected, default: [:]][d.label ?? "(none)", default: 0] += 1
-                }
-                if json {
-                    print(Self.jsonLine(path: path, window: window, decision: d))
-                } else {
-                    let name = (path as NSString).lastPathComponent
-                    print(String(format: "%@ %6.2fs  %@ %5.3f %+8.1f  %@",
-                                 name.padding(toLength: 32, withPad: " ", startingAt: 0), window.startTime,
-                                 (d.label ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0), d.probability,
-                                 d.shiftSemitones, d.fallback.rawValue))
-                }
-            }
+            frontEnd.reset()
+            let json = self.json
+            // The service's pipeline, waiting instead of dropping: a file can be read at any pace.
+            let pipeline = Pipeline(
+                source: source, sourceName: path, frontEnd: frontEnd, recognizer: recognizer, windowQueue: 8,
+                dropWhenFull: false, historySeconds: 0,
+                onDecision: { window, decision in
+                    let latency = window.completedAt.duration(to: .now)
+                    let event = PredictionEvent(
+                        window: window, decision: decision, source: path,
+                        latencyMs: Double(latency.components.attoseconds) * 1e-15 + Double(latency.components.seconds) * 1e3)
+                    tally.add(event, expected: expected)
+                    if json {
+                        print(EventProtocol.line(event), terminator: "")
+                    } else {
+                        let name = (path as NSString).lastPathComponent
+                        print(String(format: "%@ %6.2fs  %@ %5.3f %+8.1f  %@",
+                                     name.padding(toLength: 32, withPad: " ", startingAt: 0), event.streamStart,
+                                     (event.label ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0), event.p,
+                                     event.shiftSemitones, event.fallback))
+                    }
+                })
+            pipeline.start()
+            pipeline.wait()
+            if let error = pipeline.error { throw ValidationError(error) }
         }
         let elapsed = started.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         var stderr = StandardError()
-        let rates = Decision.Fallback.allCases.map { "\($0.rawValue) \(fallbacks[$0, default: 0])" }.joined(separator: ", ")
-        print("\(windows) windows from \(files.count) files (mode \(mode.rawValue)): \(String(format: "%.2f", Double(calls) / Double(max(windows, 1)))) classifier calls per window; \(rates); \(String(format: "%.0f", audioSeconds / max(seconds, 1e-9)))x real time", to: &stderr)
-        if labelled > 0 {
-            print(String(format: "accuracy %.1f%% (%d of %d labelled windows)", 100 * Double(correct) / Double(labelled), correct, labelled), to: &stderr)
-            for (label, row) in confusion.sorted(by: { $0.key < $1.key }) {
+        let t = tally
+        let rates = Decision.Fallback.allCases.map { "\($0.rawValue) \(t.fallbacks[$0.rawValue, default: 0])" }.joined(separator: ", ")
+        print("\(t.windows) windows from \(files.count) files (mode \(mode.rawValue)): \(String(format: "%.2f", Double(t.calls) / Double(max(t.windows, 1)))) classifier calls per window; \(rates); \(String(format: "%.0f", audioSeconds / max(seconds, 1e-9)))x real time", to: &stderr)
+        if t.labelled > 0 {
+            print(String(format: "accuracy %.1f%% (%d of %d labelled windows)", 100 * Double(t.correct) / Double(t.labelled), t.correct, t.labelled), to: &stderr)
+            for (label, row) in t.confusion.sorted(by: { $0.key < $1.key }) {
                 print("  \(label): " + row.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "), to: &stderr)
             }
         }
     }
+}
 
-    static func jsonLine(path: String, window: SpectrogramWindow, decision d: Decision) -> String {
-        let object: [String: Any] = [
-            "type": "prediction", "v": 1, "file": path, "seq": window.index,
-            "start": window.startTime, "end": window.endTime,
-            "label": d.label ?? NSNull(), "p": d.probability,
-            "top": d.top.prefix(3).map { ["label": $0.label, "p": $0.probability] },
-            "shift_semitones": d.shiftSemitones, "canon_confidence": d.canonConfidence,
-            "fallback": d.fallback.rawValue, "classifier_calls": d.classifierCalls,
-        ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+/// Counts over a replay; written only on the pipeline's inference queue, read after it finished.
+private final class ReplayTally: @unchecked Sendable {
+    var windows = 0, calls = 0, correct = 0, labelled = 0
+    var fallbacks: [String: Int] = [:]
+    var confusion: [String: [String: Int]] = [:]
+
+    func add(_ event: PredictionEvent, expected: String?) {
+        windows += 1
+        calls += event.classifierCalls
+        fallbacks[event.fallback, default: 0] += 1
+        if let expected {
+            labelled += 1
+            if event.label == expected { correct += 1 }
+            confusion[expected, default: [:]][event.label ?? "(none)", default: 0] += 1
+        }
     }
 }
 

@@ -1,0 +1,242 @@
+import Foundation
+import TOMLKit
+
+/// A configuration problem, naming the key (`section.key`) and, where known, the line.
+public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
+    public let file: String
+    public let key: String?
+    public let line: Int?
+    public let reason: String
+
+    public var description: String {
+        var place = file
+        if let line { place += ":\(line)" }
+        if let key { place += ": \(key)" }
+        return "\(place): \(reason)"
+    }
+}
+
+/// Everything `equivd run` can be told, with the defaults that `Config/equivd.toml` documents.
+/// Keys are the TOML names; every field has one, and an unknown key is an error.
+public struct ServiceConfiguration: Sendable, Equatable {
+    public enum SourceKind: String, Sendable { case alsa, file }
+    public enum Pace: String, Sendable { case realtime, fast }
+
+    public struct Source: Sendable, Equatable {
+        public var kind = SourceKind.alsa
+        public var device = "default"
+        /// An alsa-lib configuration file to define `device` in; empty for the system's.
+        public var alsaConfig = ""
+        public var sampleRate = 16_000
+        public var channels = 1
+        public var periodFrames = 1600
+        public var bufferFrames = 6400
+        public var ringSeconds = 10.0
+        public var file = ""
+        public var pace = Pace.realtime
+        public var loop = false
+    }
+
+    public struct Model: Sendable, Equatable {
+        public var bundle = "Models"
+        public var mode = "topk"
+        /// Overrides of bundle.json's calibrated thresholds; nil keeps the bundle's.
+        public var canonicalizerMinP: Double? = nil
+        public var topK: Int? = nil
+        public var classifierMinP: Double? = nil
+        public var idleMeanLog = -11.5
+    }
+
+    public struct Pipeline: Sendable, Equatable {
+        public var windowQueue = 8
+    }
+
+    public struct Socket: Sendable, Equatable {
+        public var path = "/run/equivd/equivd.sock"
+        public var mode = "0660"
+        public var group = ""
+        public var maxRequestBytes = 4096
+        public var clientBufferEvents = 256
+        public var clientDropLimit = 10_000
+        public var sendBufferBytes = 0
+        public var statusInterval = 10.0
+    }
+
+    public struct Spool: Sendable, Equatable {
+        public var directory = ""
+        public var quotaBytes = 50_000_000
+        public var contextSeconds = 1.0
+    }
+
+    public var source = Source()
+    public var model = Model()
+    public var pipeline = Pipeline()
+    public var socket = Socket()
+    public var spool = Spool()
+
+    public init() {}
+
+    /// Reads a TOML file; every key is optional and defaults as above.
+    public init(file: String) throws(ConfigurationError) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(file: file, key: nil, line: nil, reason: "cannot read: \(error.localizedDescription)")
+        }
+        try self.init(toml: text, file: file)
+    }
+
+    public init(toml text: String, file: String) throws(ConfigurationError) {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationError(file: file, key: nil, line: error.source.begin.line, reason: error.description)
+        } catch {
+            throw ConfigurationError(file: file, key: nil, line: nil, reason: "\(error)")
+        }
+        var reader = TableReader(file: file, text: text)
+        try reader.read(table, into: &self)
+        try validate(file: file)
+    }
+
+    /// Range checks that need no I/O; the bundle and the device are checked when opened.
+    public func validate(file: String) throws(ConfigurationError) {
+        func require(_ ok: Bool, _ key: String, _ reason: String) throws(ConfigurationError) {
+            if !ok { throw ConfigurationError(file: file, key: key, line: nil, reason: reason) }
+        }
+        try require(source.kind != .file || !source.file.isEmpty, "source.file", "must be set when source.kind is \"file\"")
+        try require((8000...384_000).contains(source.sampleRate), "source.sample_rate", "must be in 8000...384000")
+        try require((1...32).contains(source.channels), "source.channels", "must be in 1...32")
+        try require(source.periodFrames > 0, "source.period_frames", "must be positive")
+        try require(source.bufferFrames >= 2 * source.periodFrames, "source.buffer_frames", "must be at least 2 periods")
+        try require(source.ringSeconds >= 1, "source.ring_seconds", "must be at least 1")
+        try require(["vanilla", "canon", "topk", "groupavg"].contains(model.mode), "model.mode",
+                    "must be vanilla, canon, topk or groupavg, got \"\(model.mode)\"")
+        try require(model.canonicalizerMinP.map { (0...1).contains($0) } ?? true, "model.canonicalizer_min_p", "must be in 0...1")
+        try require(model.classifierMinP.map { (0...1).contains($0) } ?? true, "model.classifier_min_p", "must be in 0...1")
+        try require(model.topK.map { $0 >= 1 } ?? true, "model.top_k", "must be at least 1")
+        try require(pipeline.windowQueue >= 1, "pipeline.window_queue", "must be at least 1")
+        try require(!socket.path.isEmpty && socket.path.utf8.count < 108, "socket.path", "must be 1...107 bytes")
+        try require(socketMode != nil, "socket.mode", "must be an octal mode such as \"0660\", got \"\(socket.mode)\"")
+        try require(socket.maxRequestBytes >= 64, "socket.max_request_bytes", "must be at least 64")
+        try require(socket.clientBufferEvents >= 1, "socket.client_buffer_events", "must be at least 1")
+        try require(socket.clientDropLimit >= 1, "socket.client_drop_limit", "must be at least 1")
+        try require(socket.sendBufferBytes >= 0, "socket.send_buffer_bytes", "must not be negative")
+        try require(socket.statusInterval > 0, "socket.status_interval", "must be positive")
+        try require(spool.quotaBytes >= 0, "spool.quota_bytes", "must not be negative")
+        try require(spool.contextSeconds >= 0 && spool.contextSeconds <= source.ringSeconds,
+                    "spool.context_seconds", "must be in 0...source.ring_seconds")
+    }
+
+    /// `socket.mode` as a permission mask.
+    public var socketMode: mode_t? {
+        guard let m = UInt32(socket.mode, radix: 8), m <= 0o777 else { return nil }
+        return mode_t(m)
+    }
+}
+
+/// Copies a parsed TOML table into the configuration, key by key, so that an unknown key or a
+/// value of the wrong type is reported with its name and line.
+private struct TableReader {
+    let file: String
+    let lines: [Substring]
+
+    init(file: String, text: String) {
+        self.file = file
+        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
+    mutating func read(_ table: TOMLTable, into c: inout ServiceConfiguration) throws(ConfigurationError) {
+        for section in table.keys {
+            guard let inner = table[section]?.table else {
+                throw error(section, nil, "expected a [\(section)] table")
+            }
+            for key in inner.keys {
+                let value = inner[key]!
+                switch (section, key) {
+                case ("source", "kind"): c.source.kind = try choice(value, section, key)
+                case ("source", "device"): c.source.device = try string(value, section, key)
+                case ("source", "alsa_config"): c.source.alsaConfig = try string(value, section, key)
+                case ("source", "sample_rate"): c.source.sampleRate = try int(value, section, key)
+                case ("source", "channels"): c.source.channels = try int(value, section, key)
+                case ("source", "period_frames"): c.source.periodFrames = try int(value, section, key)
+                case ("source", "buffer_frames"): c.source.bufferFrames = try int(value, section, key)
+                case ("source", "ring_seconds"): c.source.ringSeconds = try double(value, section, key)
+                case ("source", "file"): c.source.file = try string(value, section, key)
+                case ("source", "pace"): c.source.pace = try choice(value, section, key)
+                case ("source", "loop"): c.source.loop = try bool(value, section, key)
+                case ("model", "bundle"): c.model.bundle = try string(value, section, key)
+                case ("model", "mode"): c.model.mode = try string(value, section, key)
+                case ("model", "canonicalizer_min_p"): c.model.canonicalizerMinP = try double(value, section, key)
+                case ("model", "top_k"): c.model.topK = try int(value, section, key)
+                case ("model", "classifier_min_p"): c.model.classifierMinP = try double(value, section, key)
+                case ("model", "idle_mean_log"): c.model.idleMeanLog = try double(value, section, key)
+                case ("pipeline", "window_queue"): c.pipeline.windowQueue = try int(value, section, key)
+                case ("socket", "path"): c.socket.path = try string(value, section, key)
+                case ("socket", "mode"): c.socket.mode = try string(value, section, key)
+                case ("socket", "group"): c.socket.group = try string(value, section, key)
+                case ("socket", "max_request_bytes"): c.socket.maxRequestBytes = try int(value, section, key)
+                case ("socket", "client_buffer_events"): c.socket.clientBufferEvents = try int(value, section, key)
+                case ("socket", "client_drop_limit"): c.socket.clientDropLimit = try int(value, section, key)
+                case ("socket", "send_buffer_bytes"): c.socket.sendBufferBytes = try int(value, section, key)
+                case ("socket", "status_interval"): c.socket.statusInterval = try double(value, section, key)
+                case ("spool", "directory"): c.spool.directory = try string(value, section, key)
+                case ("spool", "quota_bytes"): c.spool.quotaBytes = try int(value, section, key)
+                case ("spool", "context_seconds"): c.spool.contextSeconds = try double(value, section, key)
+                default: throw error(section, key, "unknown key")
+                }
+            }
+        }
+    }
+
+    private func string(_ v: TOMLValueConvertible, _ s: String, _ k: String) throws(ConfigurationError) -> String {
+        guard let x = v.string else { throw error(s, k, "expected a string, got \(v.type)") }
+        return x
+    }
+
+    private func int(_ v: TOMLValueConvertible, _ s: String, _ k: String) throws(ConfigurationError) -> Int {
+        guard let x = v.int else { throw error(s, k, "expected an integer, got \(v.type)") }
+        return x
+    }
+
+    private func double(_ v: TOMLValueConvertible, _ s: String, _ k: String) throws(ConfigurationError) -> Double {
+        if let x = v.double { return x }
+        if let x = v.int { return Double(x) }
+        throw error(s, k, "expected a number, got \(v.type)")
+    }
+
+    private func bool(_ v: TOMLValueConvertible, _ s: String, _ k: String) throws(ConfigurationError) -> Bool {
+        guard let x = v.bool else { throw error(s, k, "expected true or false, got \(v.type)") }
+        return x
+    }
+
+    private func choice<T: RawRepresentable>(_ v: TOMLValueConvertible, _ s: String, _ k: String) throws(ConfigurationError) -> T
+    where T.RawValue == String {
+        let x = try string(v, s, k)
+        guard let value = T(rawValue: x) else { throw error(s, k, "\"\(x)\" is not one of the allowed values") }
+        return value
+    }
+
+    private func error(_ section: String, _ key: String?, _ reason: String) -> ConfigurationError {
+        ConfigurationError(file: file, key: key.map { "\(section).\($0)" } ?? section, line: line(section, key), reason: reason)
+    }
+
+    /// TOMLKit gives positions only for syntax errors, so the line of a key is found in the text:
+    /// the first `key =` after the `[section]` header (or the header itself).
+    private func line(_ section: String, _ key: String?) -> Int? {
+        var inSection = false
+        for (n, raw) in lines.enumerated() {
+            let text = raw.trimmingCharacters(in: .whitespaces)
+            if text.hasPrefix("[") {
+                inSection = text.dropFirst().prefix(while: { $0 != "]" }).trimmingCharacters(in: .whitespaces) == section
+                if inSection && key == nil { return n + 1 }
+                continue
+            }
+            guard inSection, let key, text.hasPrefix(key) else { continue }
+            if text.dropFirst(key.count).trimmingCharacters(in: .whitespaces).hasPrefix("=") { return n + 1 }
+        }
+        return nil
+    }
+}

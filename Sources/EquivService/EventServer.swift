@@ -1,0 +1,305 @@
+import EquivProtocol
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// Why the socket could not be served, naming the path or the config key involved.
+public struct ServerError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// The Unix-socket side of DESIGN.md §5: JSON-lines events out to every client, one-line
+/// requests in.
+///
+/// Everything about clients lives on one event loop. Each client has a bounded queue of events
+/// that the kernel and NIO's own buffer could not take yet: when it is full the oldest event is
+/// dropped and counted, the client is told how many it lost once it reads again, and a client
+/// that loses `dropLimit` events in a row is disconnected. A slow or hostile client therefore
+/// costs the others nothing.
+public final class EventServer: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var path: String
+        public var mode: mode_t
+        /// Group to give the socket; nil keeps the daemon's own.
+        public var group: gid_t?
+        public var maxRequestBytes: Int
+        public var clientBufferEvents: Int
+        public var dropLimit: Int
+        public var sendBufferBytes: Int
+        public var statusInterval: Double
+    }
+
+    /// What the server asks of the daemon; each is called on the event loop.
+    public struct Callbacks: Sendable {
+        /// The `hello` line for a new client.
+        public var hello: @Sendable () -> String
+        /// A `status` line, given the clients' figures.
+        public var status: @Sendable ([StatusEvent.Client], _ disconnected: Int) -> String
+        /// Runs a reload and passes the reply line to `reply` (from any thread).
+        public var reload: @Sendable (_ reply: @escaping @Sendable (String) -> Void) -> Void
+
+        public init(
+            hello: @escaping @Sendable () -> String,
+            status: @escaping @Sendable ([StatusEvent.Client], Int) -> String,
+            reload: @escaping @Sendable (@escaping @Sendable (String) -> Void) -> Void
+        ) {
+            self.hello = hello
+            self.status = status
+            self.reload = reload
+        }
+    }
+
+    let settings: Settings
+    private let callbacks: Callbacks
+    private let group: MultiThreadedEventLoopGroup
+    fileprivate let loop: EventLoop
+    private var serverChannel: Channel?
+    // Loop-confined.
+    private var clients: [ObjectIdentifier: ClientHandler] = [:]
+    private var nextClientID = 1
+    private var disconnected = 0
+    private var statusTask: RepeatedTask?
+
+    public init(settings: Settings, callbacks: Callbacks) {
+        self.settings = settings
+        self.callbacks = callbacks
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+    }
+
+    /// Binds the socket (replacing a stale one only if it is a socket), sets its mode and group,
+    /// and starts the periodic status.
+    public func start() throws(ServerError) {
+        let path = settings.path
+        var st = stat()
+        if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFSOCK {
+            throw ServerError(path: path, reason: "exists and is not a socket; refusing to remove it")
+        }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 8 * 1024, high: 32 * 1024))
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = ClientHandler(server: self, id: nextClientID)
+                    nextClientID += 1
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        let configured = settings.sendBufferBytes > 0
+            ? bootstrap.childChannelOption(.socketOption(.so_sndbuf), value: .init(settings.sendBufferBytes))
+            : bootstrap
+        do {
+            serverChannel = try configured.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+        } catch {
+            throw ServerError(path: path, reason: "cannot listen: \(error)")
+        }
+        if chmod(path, settings.mode) != 0 {
+            throw ServerError(path: path, reason: "chmod failed: \(String(cString: strerror(errno)))")
+        }
+        if let gid = settings.group, chown(path, uid_t.max, gid) != 0 {
+            throw ServerError(path: path, reason: "chown to group \(gid) failed: \(String(cString: strerror(errno)))")
+        }
+        let interval = TimeAmount.nanoseconds(Int64(settings.statusInterval * 1e9))
+        statusTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            broadcastOnLoop(ByteBuffer(string: callbacks.status(clientFigures(), disconnected)))
+        }
+    }
+
+    /// Sends `line` (one encoded event) to every client. Callable from any thread.
+    public func publish(_ line: String) {
+        let buffer = ByteBuffer(string: line)
+        loop.execute { [self] in broadcastOnLoop(buffer) }
+    }
+
+    /// Gives each client what it can still take within about half a second, closes every
+    /// connection, stops listening and removes the socket file.
+    public func stop() {
+        let done = loop.submit { [self] () -> EventLoopFuture<Void> in
+            statusTask?.cancel()
+            let closes = clients.values.map { $0.finish() }
+            return EventLoopFuture.andAllComplete(closes, on: loop)
+                .flatMap { [self] in serverChannel?.close() ?? loop.makeSucceededVoidFuture() }
+        }.flatMap { $0 }
+        try? done.wait()
+        unlink(settings.path)
+        try? group.syncShutdownGracefully()
+    }
+
+    // MARK: On the loop
+
+    fileprivate func added(_ client: ClientHandler) {
+        clients[ObjectIdentifier(client)] = client
+        client.enqueue(ByteBuffer(string: callbacks.hello()))
+    }
+
+    fileprivate func removed(_ client: ClientHandler, forDropping: Bool) {
+        if clients.removeValue(forKey: ObjectIdentifier(client)) != nil && forDropping { disconnected += 1 }
+    }
+
+    fileprivate func handle(_ request: Request, from client: ClientHandler) {
+        switch request.cmd {
+        case .status:
+            client.enqueue(ByteBuffer(string: callbacks.status(clientFigures(), disconnected)))
+        case .reload:
+            let loop = self.loop
+            let target = NIOLoopBound(client, eventLoop: loop)
+            callbacks.reload { line in
+                loop.execute { target.value.enqueue(ByteBuffer(string: line)) }
+            }
+        }
+    }
+
+    private func broadcastOnLoop(_ buffer: ByteBuffer) {
+        for client in clients.values { client.enqueue(buffer) }
+    }
+
+    private func clientFigures() -> [StatusEvent.Client] {
+        clients.values.map { StatusEvent.Client(id: $0.id, queued: $0.queued, dropped: $0.dropped) }.sorted { $0.id < $1.id }
+    }
+}
+
+/// One connected client: frames its requests and buffers its events (on the server's loop).
+private final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let id: Int
+    private let server: EventServer
+    private var context: ChannelHandlerContext?
+    private var pending = CircularBuffer<ByteBuffer>()
+    private var request = ByteBuffer()
+    /// Set after an over-long request line, until its end is seen.
+    private var discardingLine = false
+    private(set) var dropped = 0
+    private var droppedUntold = 0
+    private var droppedInRow = 0
+    private var closing = false
+
+    init(server: EventServer, id: Int) {
+        self.server = server
+        self.id = id
+    }
+
+    var queued: Int { pending.count }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelActive(context: ChannelHandlerContext) {
+        server.added(self)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        server.removed(self, forDropping: false)
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        flushPending()
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Queues `buffer` for this client, dropping its oldest queued event when the queue is full.
+    func enqueue(_ buffer: ByteBuffer) {
+        guard let context, !closing else { return }
+        if pending.isEmpty && context.channel.isWritable {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            return
+        }
+        if pending.count >= server.settings.clientBufferEvents {
+            pending.removeFirst()
+            dropped += 1
+            droppedUntold += 1
+            droppedInRow += 1
+            if droppedInRow >= server.settings.dropLimit {
+                server.removed(self, forDropping: true)
+                closing = true
+                context.close(promise: nil)
+                return
+            }
+        }
+        pending.append(buffer)
+    }
+
+    private func flushPending() {
+        guard let context, !pending.isEmpty || droppedUntold > 0 else { return }
+        if droppedUntold > 0 && context.channel.isWritable {
+            let notice = ErrorEvent(
+                code: "events_dropped", message: "you were not reading; the oldest events were dropped",
+                dropped: droppedUntold)
+            context.write(wrapOutboundOut(ByteBuffer(string: EventProtocol.line(notice))), promise: nil)
+            droppedUntold = 0
+        }
+        while context.channel.isWritable, let next = pending.popFirst() {
+            context.write(wrapOutboundOut(next), promise: nil)
+        }
+        if pending.isEmpty { droppedInRow = 0 }
+        context.flush()
+    }
+
+    /// Writes what the client can take, then closes within half a second even if it cannot.
+    func finish() -> EventLoopFuture<Void> {
+        guard let context else { return server.loop.makeSucceededVoidFuture() }
+        closing = true
+        while let next = pending.popFirst() { context.write(wrapOutboundOut(next), promise: nil) }
+        let channel = context.channel
+        let flushed = context.writeAndFlush(wrapOutboundOut(ByteBuffer()))
+        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(500)) { channel.close(promise: nil) }
+        return flushed.flatMap { channel.close() }.always { _ in deadline.cancel() }
+            .flatMapErrorThrowing { _ in }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        let limit = server.settings.maxRequestBytes
+        while let byte = incoming.readInteger(as: UInt8.self) {
+            if byte == UInt8(ascii: "\n") {
+                if discardingLine {
+                    discardingLine = false
+                } else {
+                    handleLine()
+                }
+                request.clear()
+            } else if !discardingLine {
+                request.writeInteger(byte)
+                if request.readableBytes > limit {
+                    reply(ErrorEvent(code: "request_too_long", message: "a request line may be at most \(limit) bytes"))
+                    discardingLine = true
+                    request.clear()
+                }
+            }
+        }
+    }
+
+    private func handleLine() {
+        let text = String(buffer: request).trimmingCharacters(in: .whitespaces)
+        guard !text.isEmpty else { return }
+        do {
+            let parsed = try EventProtocol.decode(Request.self, from: Substring(text))
+            server.handle(parsed, from: self)
+        } catch {
+            reply(ErrorEvent(code: "bad_request", message: "expected {\"cmd\":\"status\"} or {\"cmd\":\"reload\"}: \(Self.reason(error))"))
+        }
+    }
+
+    private func reply(_ event: ErrorEvent) {
+        enqueue(ByteBuffer(string: EventProtocol.line(event)))
+    }
+
+    private static func reason(_ error: Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty: "not valid JSON"
+        case DecodingError.dataCorrupted(let c): "bad value at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.keyNotFound(let key, _): "missing \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c): "bad value at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+        default: "unknown command"
+        }
+    }
+}

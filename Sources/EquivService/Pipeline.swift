@@ -1,0 +1,141 @@
+import EquivAudio
+import EquivCore
+import EquivDSP
+import Foundation
+import Synchronization
+
+/// A spectrogram window on its way from the DSP stage to the inference stage.
+public struct AnalysedWindow: Sendable {
+    public let seq: Int
+    public let values: [Float]
+    /// Window start and end in stream time (FrontEnd's frame-centre convention) and wall time.
+    public let streamStart: Double, streamEnd: Double
+    public let wallStart: Double, wallEnd: Double
+    /// Stream samples the window's frames cover, for clip spooling.
+    public let samples: Range<Int>
+    /// When the block holding the window's last sample arrived.
+    public let completedAt: ContinuousClock.Instant
+}
+
+/// Source → FrontEnd → canonicalize/classify/decide, on two Dispatch queues joined by a bounded
+/// queue (DESIGN.md §3). The same object runs live capture and file replay; only the source and
+/// the overflow policy differ.
+///
+/// The DSP stage reads the source on its own queue and never waits on inference: with
+/// `.dropOldest`, a full window queue loses its oldest window (counted). The inference stage owns
+/// the `Recognizer`, so a reload swaps it between two windows and never under one.
+public final class Pipeline: @unchecked Sendable {
+    public typealias DecisionHandler = @Sendable (AnalysedWindow, Decision) -> Void
+
+    public let sourceName: String
+    public let frontEndParameters: FrontEndParameters
+    let history: AudioHistory
+
+    private let source: AudioSource
+    private let frontEnd: FrontEnd
+    private var recognizer: Recognizer  // only touched on `inferenceQueue`
+    private let windows: BoundedQueue<AnalysedWindow>
+    private let onDecision: DecisionHandler
+    private let dspQueue = DispatchQueue(label: "equivd.dsp")
+    private let inferenceQueue = DispatchQueue(label: "equivd.inference")
+    private let finished = DispatchGroup()
+
+    private let samplesRead = Atomic<Int>(0)
+    private let windowsDecided = Atomic<Int>(0)
+    private let failure = Mutex<String?>(nil)
+
+    public init(
+        source: AudioSource, sourceName: String, frontEnd: FrontEnd, recognizer: Recognizer,
+        windowQueue: Int, dropWhenFull: Bool, historySeconds: Double, onDecision: @escaping DecisionHandler
+    ) {
+        self.source = source
+        self.sourceName = sourceName
+        self.frontEnd = frontEnd
+        self.frontEndParameters = frontEnd.parameters
+        self.recognizer = recognizer
+        self.windows = BoundedQueue(capacity: windowQueue, overflow: dropWhenFull ? .dropOldest : .wait)
+        self.history = AudioHistory(capacity: Int(historySeconds * Double(frontEnd.parameters.sampleRate)))
+        self.onDecision = onDecision
+    }
+
+    /// Seconds of audio analysed.
+    public var audioSeconds: Double { Double(samplesRead.load(ordering: .relaxed)) / Double(frontEndParameters.sampleRate) }
+    public var samplesAnalysed: Int { samplesRead.load(ordering: .relaxed) }
+    public var decided: Int { windowsDecided.load(ordering: .relaxed) }
+    public var queuedWindows: Int { windows.count }
+    public var droppedWindows: Int { windows.dropped }
+    /// Why the stream ended early (a read error), if it did.
+    public var error: String? { failure.withLock { $0 } }
+
+    /// Starts both stages. `onEnd` runs on the inference queue after the last window of a stream
+    /// that ended (end of file, stopped source) has been decided.
+    public func start(onEnd: @escaping @Sendable () -> Void = {}) {
+        finished.enter()
+        dspQueue.async { [self] in
+            analyse()
+            windows.close()
+            inferenceQueue.async { [self] in
+                drain()
+                onEnd()
+                finished.leave()
+            }
+        }
+    }
+
+    /// Blocks until the stream has ended and every queued window is decided, or `timeout` passes.
+    @discardableResult
+    public func wait(timeout: Double = .infinity) -> Bool {
+        timeout.isFinite ? finished.wait(timeout: .now() + timeout) == .success : { finished.wait(); return true }()
+    }
+
+    /// Uses `recognizer` from the next window on.
+    /// The caller hands `recognizer` over and must not use it afterwards.
+    public func replaceRecognizer(_ recognizer: Recognizer) {
+        nonisolated(unsafe) let handedOver = recognizer
+        inferenceQueue.async { [self] in self.recognizer = handedOver }
+    }
+
+    /// The DSP stage: read, analyse, hand windows on; returns when the source ends.
+    private func analyse() {
+        let p = frontEndParameters
+        let block = UnsafeMutableBufferPointer<Float>.allocate(capacity: p.sampleRate / 10)
+        defer { block.deallocate() }
+        var total = 0
+        while true {
+            let n: Int
+            do {
+                n = try source.read(into: block)
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+                return
+            }
+            guard n > 0 else { return }
+            let arrived = ContinuousClock.now
+            let wallNow = Date().timeIntervalSince1970
+            let chunk = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(block)[..<n])
+            history.append(chunk)
+            total += n
+            samplesRead.store(total, ordering: .relaxed)
+            let streamNow = Double(total) / Double(p.sampleRate)
+            frontEnd.process(chunk) { w in
+                let first = w.firstFrame * p.hopLength
+                let item = AnalysedWindow(
+                    seq: w.index, values: Array(w.values),
+                    streamStart: w.startTime, streamEnd: w.endTime,
+                    wallStart: wallNow - (streamNow - w.startTime), wallEnd: wallNow - (streamNow - w.endTime),
+                    samples: first..<(first + (p.windowFrames - 1) * p.hopLength + p.fftSize),
+                    completedAt: arrived)
+                if windows.push(item) { inferenceQueue.async { [self] in drain() } }
+            }
+        }
+    }
+
+    /// The inference stage: decide every window waiting.
+    private func drain() {
+        while let item = windows.pop() {
+            let decision = item.values.withUnsafeBufferPointer { recognizer.decide($0) }
+            windowsDecided.add(1, ordering: .relaxed)
+            onDecision(item, decision)
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import EquivCore
+import EquivDSP
+import EquivProtocol
+import Foundation
+
+/// A loaded and validated model bundle with the recognizer planned on it: what a reload swaps.
+public struct Recognition: @unchecked Sendable {
+    public let recognizer: Recognizer
+    /// Model name → first 12 hex digits of its SHA-256, as `hello` and `status` report them.
+    public let modelIDs: [String: String]
+
+    /// Loads `configuration.model.bundle` for `frontEnd`, refusing a mismatch with the field named.
+    public init(configuration c: ServiceConfiguration.Model, frontEnd: FrontEndParameters) throws(BundleError) {
+        let bundle = try ModelBundle(directory: c.bundle, frontEnd: frontEnd)
+        var thresholds = Recognizer.Thresholds(bundle: bundle.manifest)
+        if let p = c.canonicalizerMinP { thresholds.canonicalizerMinP = Float(p) }
+        if let k = c.topK { thresholds.topK = k }
+        if let p = c.classifierMinP { thresholds.classifierMinP = Float(p) }
+        thresholds.idleMeanLog = Float(c.idleMeanLog)
+        recognizer = try Recognizer(bundle: bundle, mode: Recognizer.Mode(rawValue: c.mode) ?? .topk, thresholds: thresholds)
+        modelIDs = bundle.manifest.models.mapValues { String($0.sha256.prefix(12)) }
+    }
+
+    public func hello(source: String) -> HelloEvent {
+        let m = recognizer.bundle.manifest
+        let json = (try? JSONEncoder().encode(m.frontEnd)).flatMap { try? JSONSerialization.jsonObject(with: $0) }
+        let frontEnd = (json as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        return HelloEvent(
+            daemon: "equivd", models: modelIDs, classes: m.classes, frontEnd: frontEnd,
+            mode: recognizer.mode.rawValue, source: source)
+    }
+}
+
+extension PredictionEvent {
+    /// The event for one decided window.
+    public init(window w: AnalysedWindow, decision d: Decision, source: String, latencyMs: Double, clip: String? = nil) {
+        self.init(
+            seq: w.seq, source: source, streamStart: w.streamStart, streamEnd: w.streamEnd,
+            wallStart: w.wallStart, wallEnd: w.wallEnd, label: d.label, p: Double(d.probability),
+            top: d.top.prefix(3).map { Candidate(label: $0.label, p: Double($0.probability)) },
+            shiftSemitones: d.shiftSemitones, canonConfidence: Double(d.canonConfidence),
+            canonMargin: Double(d.canonMargin), canonEntropy: Double(d.canonEntropy),
+            fallback: d.fallback.rawValue, classifierCalls: d.classifierCalls, latencyMs: latencyMs, clip: clip)
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import EquivService
+import Foundation
+
+/// `equivd run`: the service.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Listen, classify and publish events on the Unix socket until SIGTERM.",
+        discussion: """
+            Settings come from --config (TOML; see Config/equivd.toml) and then from the flags, which \
+            override the file. SIGHUP reloads the file and the bundle; SIGTERM stops cleanly.
+            """
+    )
+
+    @Option(name: .long, help: "TOML configuration file.")
+    var config: String?
+
+    @Option(name: .long, help: "Override socket.path.")
+    var socket: String?
+
+    @Option(name: .long, help: "Override model.bundle.")
+    var bundle: String?
+
+    @Option(name: .long, help: "Override source.device (and use ALSA).")
+    var device: String?
+
+    @Option(name: .long, help: "Override source.alsa_config.")
+    var alsaConfig: String?
+
+    @Option(name: .long, help: "Replay this audio file instead of capturing (source.kind = \"file\").")
+    var file: String?
+
+    @Option(name: .long, help: "Override source.pace for a file: realtime or fast.")
+    var pace: ServiceConfiguration.Pace?
+
+    @Option(name: .long, help: "Override spool.directory.")
+    var spool: String?
+
+    func run() throws {
+        let overrides = self
+        let daemon = try Daemon(loadConfiguration: { () throws(ConfigurationError) -> ServiceConfiguration in
+            try overrides.configuration()
+        })
+        try daemon.run()
+    }
+
+    /// The file's settings (or the defaults) with this command line's flags applied.
+    func configuration() throws(ConfigurationError) -> ServiceConfiguration {
+        var c = try config.map { path throws(ConfigurationError) in try ServiceConfiguration(file: path) } ?? ServiceConfiguration()
+        if let socket { c.socket.path = socket }
+        if let bundle { c.model.bundle = bundle }
+        if let device {
+            c.source.kind = .alsa
+            c.source.device = device
+        }
+        if let alsaConfig { c.source.alsaConfig = alsaConfig }
+        if let file {
+            c.source.kind = .file
+            c.source.file = file
+        }
+        if let pace { c.source.pace = pace }
+        if let spool { c.spool.directory = spool }
+        try c.validate(file: config ?? "command line")
+        return c
+    }
+}
+
+extension ServiceConfiguration.Pace: ExpressibleByArgument {}
