@@ -150,6 +150,9 @@ private struct TableReader {
 
     mutating func read(_ table: TOMLTable, into c: inout ServiceConfiguration) throws(ConfigurationError) {
         for section in table.keys {
+            guard ["source", "model", "pipeline", "socket", "spool"].contains(section) else {
+                throw error(section, nil, "unknown section")
+            }
             guard let inner = table[section]?.table else {
                 throw error(section, nil, "expected a [\(section)] table")
             }

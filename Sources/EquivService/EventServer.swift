@@ -127,6 +127,11 @@ public final class EventServer: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
+    /// The clients' figures as `status` reports them. Not callable from the loop itself.
+    func clientStatistics() throws -> [StatusEvent.Client] {
+        try loop.submit { [self] in clientFigures() }.wait()
+    }
+
     // MARK: On the loop
 
     fileprivate func added(_ client: ClientHandler) {

@@ -1,0 +1,160 @@
+import EquivProtocol
+import Foundation
+import Testing
+
+@testable import EquivService
+
+/// The socket server against real clients on a real Unix socket in a temporary folder.
+@Suite struct EventServerTests {
+    let folder = TemporaryFolder()
+
+    func makeServer(bufferEvents: Int = 16, dropLimit: Int = 100_000, status: @escaping @Sendable ([StatusEvent.Client], Int) -> String = { _, _ in "" })
+        throws -> EventServer
+    {
+        let server = EventServer(
+            settings: .init(
+                path: folder.file("s.sock"), mode: 0o660, group: nil, maxRequestBytes: 4096,
+                clientBufferEvents: bufferEvents, dropLimit: dropLimit, sendBufferBytes: 4096, statusInterval: 3600),
+            callbacks: .init(
+                hello: { EventProtocol.line(ErrorEvent(code: "hello", message: "")) },
+                status: status,
+                reload: { reply in reply(EventProtocol.line(ReloadEvent(ok: true, message: "done"))) }))
+        try server.start()
+        return server
+    }
+
+    @Test func socketHasTheConfiguredModeAndIsRemovedOnStop() throws {
+        let server = try makeServer()
+        var st = stat()
+        #expect(lstat(folder.file("s.sock"), &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o660)
+        #expect(st.st_mode & S_IFMT == S_IFSOCK)
+        server.stop()
+        #expect(lstat(folder.file("s.sock"), &st) != 0)
+    }
+
+    @Test func staleSocketIsReplacedButARegularFileIsNot() throws {
+        try makeServer().stop()  // leaves nothing; make a stale socket by hand
+        let stale = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: folder.file("s.sock").utf8) }
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        close(stale)
+        let server = try makeServer()  // the stale socket file is replaced
+        server.stop()
+
+        _ = FileManager.default.createFile(atPath: folder.file("s.sock"), contents: Data("keep me".utf8))
+        #expect(throws: ServerError.self) { try makeServer() }
+        #expect(FileManager.default.contents(atPath: folder.file("s.sock")) == Data("keep me".utf8))
+    }
+
+    @Test func healthyClientGetsEveryEventWhileAStalledOneLosesItsOldest() throws {
+        let server = try makeServer(bufferEvents: 16)
+        defer { server.stop() }
+        let healthy = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        let stalled = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        #expect(try healthy.readLine().map { EventProtocol.type(of: $0) } == "error")  // the test's hello
+        let count = 2000
+        let received = Received()
+        nonisolated(unsafe) let healthyReader = healthy  // used only by the thread from here on
+        let reader = Thread {
+            while received.count < count, let line = try? healthyReader.readLine() {
+                if let e = try? EventProtocol.decode(ErrorEvent.self, from: line), e.code == "n" { received.append(number(e)) }
+            }
+            received.finish()
+        }
+        reader.start()
+        let padding = String(repeating: "x", count: 200)
+        // A little faster than a client reading at the event rate needs: 5 kHz against 2 Hz in service.
+        for i in 0..<count {
+            server.publish(EventProtocol.line(ErrorEvent(code: "n", message: "\(i) \(padding)")))
+            usleep(200)
+        }
+        #expect(received.wait(seconds: 20))
+        let inOrder = received.values.elementsEqual(0..<count)
+        #expect(inOrder, "the healthy client got \(received.count) of \(count) events")
+
+        // The stalled client: the kernel and NIO buffers hold a few kB, then 16 events; the rest dropped.
+        let status = try server.clientStatistics()
+        #expect(status.count == 2)
+        #expect(status.filter { $0.dropped == 0 }.count == 1, "exactly one client (the healthy one) lost nothing")
+        let stalledFigures = try #require(status.first { $0.dropped > 0 })
+        #expect(stalledFigures.queued == 16)
+
+        // Once it reads again it is told how many it lost, then gets the newest events in order.
+        var seen: [Int] = []
+        var told: Int?
+        while seen.last != count - 1, let line = try stalled.readLine() {
+            guard let e = try? EventProtocol.decode(ErrorEvent.self, from: line) else { continue }
+            if e.code == "events_dropped" { told = e.dropped } else if e.code == "n" { seen.append(number(e)) }
+        }
+        #expect(told == stalledFigures.dropped)
+        let ascending = seen == seen.sorted()
+        #expect(ascending && seen.last == count - 1)
+        #expect(seen.count + (told ?? 0) == count)
+    }
+
+    @Test func clientThatKeepsNotReadingIsDisconnected() throws {
+        let server = try makeServer(bufferEvents: 4, dropLimit: 50)
+        defer { server.stop() }
+        let stalled = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        let padding = String(repeating: "y", count: 2000)
+        for i in 0..<500 { server.publish(EventProtocol.line(ErrorEvent(code: "n", message: "\(i) \(padding)"))) }
+        var lines = 0
+        while try stalled.readLine() != nil { lines += 1 }  // ends: the server closed the connection
+        #expect(lines < 500)
+    }
+
+    @Test func badRequestsGetAnErrorAndTheConnectionStaysUsable() throws {
+        let server = try makeServer()
+        defer { server.stop() }
+        let client = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        _ = try client.readLine()  // hello
+        try client.send(String(repeating: "a", count: 10_000))
+        try client.send("{not json")
+        try client.send(#"{"cmd":"shutdown"}"#)
+        try client.send(#"{"cmd":"reload"}"#)
+        var codes: [String] = []
+        while codes.count < 4, let line = try client.readLine() {
+            if let e = try? EventProtocol.decode(ErrorEvent.self, from: line) { codes.append(e.code) }
+            if let r = try? EventProtocol.decode(ReloadEvent.self, from: line), r.type == "reload" { codes.append("reload ok \(r.ok)") }
+        }
+        #expect(codes == ["request_too_long", "bad_request", "bad_request", "reload ok true"])
+    }
+
+}
+
+/// Integers received by a reader thread.
+final class Received: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Int] = []
+    private var done = false
+
+    var count: Int { condition.withLock { items.count } }
+    var values: [Int] { condition.withLock { items } }
+
+    func append(_ x: Int) { condition.withLock { items.append(x) } }
+    func finish() { condition.withLock { done = true; condition.broadcast() } }
+    func wait(seconds: Double) -> Bool {
+        condition.withLock {
+            let deadline = Date(timeIntervalSinceNow: seconds)
+            while !done { if !condition.wait(until: deadline) { return false } }
+            return true
+        }
+    }
+}
+
+/// The sequence number at the start of a test event's message.
+func number(_ e: ErrorEvent) -> Int { Int(e.message.prefix { $0 != " " })! }
+
+/// A fresh folder under /tmp, removed when the value goes away.
+final class TemporaryFolder: @unchecked Sendable {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "equivd-test-" + UUID().uuidString.prefix(8)
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+}
