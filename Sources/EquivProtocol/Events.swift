@@ -129,6 +129,36 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         self.latencyMs = latencyMs
         self.clip = clip
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case type, v, seq, source, streamStart, streamEnd, wallStart, wallEnd, label, p, top, shiftSemitones
+        case canonConfidence, canonMargin, canonEntropy, fallback, classifierCalls, latencyMs, clip
+    }
+
+    /// Like the synthesized one, but `label` and `clip` are always present (null when absent), so
+    /// every prediction has the same keys.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(v, forKey: .v)
+        try c.encode(seq, forKey: .seq)
+        try c.encode(source, forKey: .source)
+        try c.encode(streamStart, forKey: .streamStart)
+        try c.encode(streamEnd, forKey: .streamEnd)
+        try c.encode(wallStart, forKey: .wallStart)
+        try c.encode(wallEnd, forKey: .wallEnd)
+        try c.encode(label, forKey: .label)
+        try c.encode(p, forKey: .p)
+        try c.encode(top, forKey: .top)
+        try c.encode(shiftSemitones, forKey: .shiftSemitones)
+        try c.encode(canonConfidence, forKey: .canonConfidence)
+        try c.encode(canonMargin, forKey: .canonMargin)
+        try c.encode(canonEntropy, forKey: .canonEntropy)
+        try c.encode(fallback, forKey: .fallback)
+        try c.encode(classifierCalls, forKey: .classifierCalls)
+        try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(clip, forKey: .clip)
+    }
 }
 
 /// The daemon's health, every `status_interval` seconds and in reply to `{"cmd":"status"}`.

@@ -1,3 +1,4 @@
+import EquivAudio
 import Foundation
 import TOMLKit
 
@@ -29,6 +30,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var alsaConfig = ""
         public var sampleRate = 16_000
         public var channels = 1
+        /// A sample format in alsa-lib's naming, or "auto" for the best the device takes.
+        public var format = "auto"
         public var periodFrames = 1600
         public var bufferFrames = 6400
         public var ringSeconds = 10.0
@@ -109,6 +112,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try require(source.kind != .file || !source.file.isEmpty, "source.file", "must be set when source.kind is \"file\"")
         try require((8000...384_000).contains(source.sampleRate), "source.sample_rate", "must be in 8000...384000")
         try require((1...32).contains(source.channels), "source.channels", "must be in 1...32")
+        try require(source.format == "auto" || ALSASampleFormat(rawValue: source.format) != nil, "source.format",
+                    "must be auto, " + ALSASampleFormat.allCases.map(\.rawValue).joined(separator: ", ") + "; got \"\(source.format)\"")
         try require(source.periodFrames > 0, "source.period_frames", "must be positive")
         try require(source.bufferFrames >= 2 * source.periodFrames, "source.buffer_frames", "must be at least 2 periods")
         try require(source.ringSeconds >= 1, "source.ring_seconds", "must be at least 1")
@@ -164,6 +169,7 @@ private struct TableReader {
                 case ("source", "alsa_config"): c.source.alsaConfig = try string(value, section, key)
                 case ("source", "sample_rate"): c.source.sampleRate = try int(value, section, key)
                 case ("source", "channels"): c.source.channels = try int(value, section, key)
+                case ("source", "format"): c.source.format = try string(value, section, key)
                 case ("source", "period_frames"): c.source.periodFrames = try int(value, section, key)
                 case ("source", "buffer_frames"): c.source.bufferFrames = try int(value, section, key)
                 case ("source", "ring_seconds"): c.source.ringSeconds = try double(value, section, key)

@@ -61,6 +61,7 @@ public final class Daemon: @unchecked Sendable {
             alsa.sampleRate = c.sampleRate
             alsa.outputRate = frontEndParameters.sampleRate
             alsa.channels = c.channels
+            if let format = ALSASampleFormat(rawValue: c.format) { alsa.formats = [format] }
             alsa.periodFrames = c.periodFrames
             alsa.bufferFrames = c.bufferFrames
             alsa.ringSeconds = c.ringSeconds
@@ -71,6 +72,14 @@ public final class Daemon: @unchecked Sendable {
                 path: c.file, sampleRate: frontEndParameters.sampleRate, realTime: c.pace == .realtime, loop: c.loop)
             sourceName = c.file
         }
+
+        // Built before the server starts, since the server's status timer reads its counters.
+        pipeline = Pipeline(
+            source: source, sourceName: sourceName, frontEnd: try FrontEnd(parameters: frontEndParameters),
+            recognizer: recognition.recognizer, windowQueue: configuration.pipeline.windowQueue,
+            dropWhenFull: c.kind == .alsa || c.pace == .realtime,
+            historySeconds: configuration.spool.contextSeconds + 2,
+            onDecision: { [self] window, decision in publish(window, decision, source: sourceName) })
 
         let s = configuration.socket
         server = EventServer(
@@ -89,12 +98,6 @@ public final class Daemon: @unchecked Sendable {
             throw error
         }
 
-        pipeline = Pipeline(
-            source: source, sourceName: sourceName, frontEnd: try FrontEnd(parameters: frontEndParameters),
-            recognizer: recognition.recognizer, windowQueue: configuration.pipeline.windowQueue,
-            dropWhenFull: c.kind == .alsa || c.pace == .realtime,
-            historySeconds: configuration.spool.contextSeconds + 2,
-            onDecision: { [self] window, decision in publish(window, decision, source: sourceName) })
         pipeline.start { [self] in stopped.signal() }
 
         installSignalHandlers()

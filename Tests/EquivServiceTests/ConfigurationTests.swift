@@ -31,7 +31,7 @@ import Testing
             }
             return String(assignment[..<end])
         }.joined(separator: "\n")
-        #expect(keys == 26)
+        #expect(keys == 27)
         #expect(try ServiceConfiguration(toml: uncommented, file: "uncommented") == ServiceConfiguration())
     }
 

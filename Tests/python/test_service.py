@@ -1,0 +1,277 @@
+"""`equivd run` end to end (issue 6): real alsa-lib capture through the `file` PCM plugin, the real
+Unix socket, `equivctl`, the notify protocol on a socket of the test's own, reload and shutdown.
+
+The capture device reads a FIFO that a pacer thread fills one ALSA period at a time, faster than
+real time but paced, as a sound card would; after the sample it sends silence. What the daemon
+publishes must match `equivd replay` of the same samples window by window.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import wave
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(os.environ.get("EQUIVD", ROOT / ".build/debug/equivd")).parent
+EQUIVD, EQUIVCTL = str(BIN / "equivd"), str(BIN / "equivctl")
+RATE, PERIOD = 16000, 1600
+SPEED = 6  # times real time
+SEGMENTS = ["bearing-nominal.wav", "normal-nominal.wav", "gear-speed+5st.wav", "imbalance-speed-7st.wav",
+            "normal-speed+5st.wav", "looseness-nominal.wav"]
+
+
+def read_wav(path):
+    with wave.open(str(path)) as w:
+        assert w.getframerate() == RATE and w.getnchannels() == 1 and w.getsampwidth() == 2
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+def write_wav(path, samples):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(samples.astype("<i2").tobytes())
+
+
+class Pacer(threading.Thread):
+    """Writes `samples` into the FIFO one period at a time at SPEED× real time, then silence."""
+
+    def __init__(self, fifo, samples):
+        super().__init__(daemon=True)
+        self.fifo, self.samples, self.stop = fifo, samples, threading.Event()
+
+    def run(self):
+        with open(self.fifo, "wb", buffering=0) as f:
+            start, n = time.monotonic(), 0
+            silence = bytes(2 * PERIOD)
+            while not self.stop.is_set():
+                chunk = self.samples[n * PERIOD:(n + 1) * PERIOD]
+                data = chunk.astype("<i2").tobytes().ljust(2 * PERIOD, b"\0") if len(chunk) else silence
+                try:
+                    f.write(data)  # < PIPE_BUF: atomic, so every read sees whole periods
+                except BrokenPipeError:
+                    return
+                n += 1
+                time.sleep(max(0.0, start + n * PERIOD / RATE / SPEED - time.monotonic()))
+
+
+class NotifySocket:
+    """systemd's side of sd_notify: collects the datagrams."""
+
+    def __init__(self, path):
+        self.path, self.messages = str(path), []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self):
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def wait_for(self, text, timeout, after=0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in m for m in self.messages[after:]):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+class Lines(threading.Thread):
+    """Reads a subprocess's stdout lines as JSON objects."""
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream, self.items = stream, []
+        self.start()
+
+    def run(self):
+        for line in self.stream:
+            self.items.append(json.loads(line))
+
+    def of(self, kind):
+        return [e for e in self.items if e["type"] == kind]
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def service(tmp_path):
+    samples = np.concatenate([read_wav(ROOT / "Samples" / name) for name in SEGMENTS])
+    write_wav(tmp_path / "input.wav", samples)
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "asound.conf").write_text(
+        f'pcm.equivtest {{ type file; slave.pcm {{ type null }}; file "/dev/null"; infile "{fifo}"; format "raw" }}\n')
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROOT / "Models", bundle)
+    sock = tmp_path / "equivd.sock"
+    (tmp_path / "equivd.toml").write_text(f"""
+[source]
+kind = "alsa"
+device = "equivtest"
+alsa_config = "{tmp_path / 'asound.conf'}"
+format = "S16_LE"
+[model]
+bundle = "{bundle}"
+[socket]
+path = "{sock}"
+status_interval = 0.2
+client_buffer_events = 4
+send_buffer_bytes = 4096
+[spool]
+directory = "{tmp_path / 'clips'}"
+context_seconds = 0.5
+""")
+    notify = NotifySocket(tmp_path / "notify")
+    env = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000")
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(tmp_path / "equivd.toml")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pacer = Pacer(fifo, samples)
+    pacer.start()
+    yield dict(tmp=tmp_path, sock=str(sock), bundle=bundle, notify=notify, daemon=daemon, samples=samples)
+    pacer.stop.set()
+    if daemon.poll() is None:
+        daemon.kill()
+        daemon.wait()
+    notify.sock.close()
+
+
+def replay_predictions(wav):
+    out = subprocess.run([EQUIVD, "replay", str(wav), "--json"], check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_live_service_end_to_end(service):
+    s = service
+    assert s["notify"].wait_for("READY=1", 30), f"no READY=1; stderr: {s['daemon'].stderr.read() if s['daemon'].poll() is not None else ''}"
+    assert os.stat(s["sock"]).st_mode & 0o777 == 0o660
+
+    # Two clients: equivctl tail --json, and one that connects and never reads.
+    tail = subprocess.Popen([EQUIVCTL, "tail", "--json", "--socket", s["sock"]], stdout=subprocess.PIPE, text=True)
+    lines = Lines(tail.stdout)
+    stalled = socket.socket(socket.AF_UNIX)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    stalled.connect(s["sock"])
+
+    expected = replay_predictions(s["tmp"] / "input.wav")
+    assert len(expected) >= 20
+    wait_until(lambda: len(lines.of("prediction")) >= len(expected) + 10, 120, "predictions")
+
+    # Every prediction, in order, with the labels the replay of the same audio gives.
+    live = lines.of("prediction")
+    first = live[0]["seq"]
+    assert [p["seq"] for p in live] == list(range(first, first + len(live))), "a prediction was lost or reordered"
+    assert first == 0, "tail connected before the first window, so it must see seq 0"
+    for e, p in zip(expected, live):
+        assert (p["label"], p["fallback"]) == (e["label"], e["fallback"]), f"window {p['seq']}"
+        assert abs(p["p"] - e["p"]) < 1e-4 and p["shift_semitones"] == e["shift_semitones"]
+    assert all(p["fallback"] == "idle" for p in live[len(expected) + 4:]), [p["fallback"] for p in live[len(expected):]]
+    assert {p["source"] for p in live} == {"equivtest"}
+
+    # Abstained windows were spooled as WAV clips that the events name.
+    clips = [p["clip"] for p in live if p.get("clip")]
+    assert len(clips) == sum(p["fallback"] == "abstain" for p in live) > 0
+    with wave.open(clips[0]) as w:
+        assert w.getframerate() == RATE and w.getnframes() == int(0.5 * RATE) + 99 * 160 + 8192
+
+    # The stalled client is counted (status shows its drops), the reader lost nothing.
+    wait_until(lambda: any(c["dropped"] > 0 for c in lines.of("status")[-1]["clients"]), 60, "the stalled client's drops")
+    status = json.loads(subprocess.run([EQUIVCTL, "status", "--json", "--socket", s["sock"]],
+                                       check=True, capture_output=True, text=True).stdout)
+    dropped = sorted(c["dropped"] for c in status["clients"])
+    assert len(dropped) == 3 and dropped[:2] == [0, 0] and dropped[2] > 0  # tail, this status request, stalled
+    assert status["dropped_windows"] == 0 and status["dropped_samples"] == 0
+    assert not [e for e in lines.of("error") if e["code"] == "events_dropped"], "tail kept up: it must not be told of drops"
+
+    # The watchdog is fed while the pipeline makes progress.
+    assert s["notify"].wait_for("WATCHDOG=1", 5)
+
+    # SIGHUP with a corrupt bundle: an error for everyone, the old models keep serving.
+    classifier = s["bundle"] / "classifier.onnx"
+    classifier.write_bytes(classifier.read_bytes()[:1000])
+    mark, before = len(s["notify"].messages), len(lines.of("prediction"))
+    s["daemon"].send_signal(signal.SIGHUP)
+    wait_until(lambda: lines.of("error") and lines.of("error")[-1]["code"] == "reload_failed", 30, "reload_failed")
+    assert "classifier.onnx" in lines.of("error")[-1]["message"]
+    assert s["notify"].wait_for("RELOADING=1", 5, after=mark) and s["notify"].wait_for("READY=1", 5, after=mark)
+    wait_until(lambda: len(lines.of("prediction")) >= before + 10, 30, "predictions after the failed reload")
+    assert s["daemon"].poll() is None
+    ctl = subprocess.run([EQUIVCTL, "reload", "--socket", s["sock"]], capture_output=True, text=True)
+    assert ctl.returncode == 1 and "classifier.onnx" in ctl.stdout
+
+    # SIGTERM: exits 0 within 2 s and removes the socket; tail waits for a restart.
+    started = time.monotonic()
+    s["daemon"].send_signal(signal.SIGTERM)
+    assert s["daemon"].wait(timeout=5) == 0
+    assert time.monotonic() - started < 2.0
+    assert not os.path.exists(s["sock"])
+    assert s["notify"].wait_for("STOPPING=1", 1)
+    assert tail.poll() is None, "tail keeps waiting for the daemon to come back"
+    tail.terminate()
+    tail.wait()
+    stalled.close()
+
+
+def test_equivctl_exit_codes_without_a_daemon(tmp_path):
+    missing = subprocess.run([EQUIVCTL, "status", "--socket", str(tmp_path / "none.sock")], capture_output=True, text=True)
+    assert missing.returncode == 69 and "not running" in missing.stderr
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "stale.sock"))  # a socket file nobody listens on
+    refused = subprocess.run([EQUIVCTL, "reload", "--socket", str(tmp_path / "stale.sock")], capture_output=True, text=True)
+    assert refused.returncode == 69 and "nobody listening" in refused.stderr
+    once = subprocess.run([EQUIVCTL, "tail", "--no-reconnect", "--socket", str(tmp_path / "none.sock")], capture_output=True, text=True)
+    assert once.returncode == 69
+
+
+def test_bad_configuration_names_the_key_and_line(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[socket]\npath = "/tmp/x.sock"\nstatus_intervall = 3\n')
+    run = subprocess.run([EQUIVD, "run", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    assert run.returncode != 0
+    assert f"{config}:3: socket.status_intervall: unknown key" in run.stderr
+
+
+def test_file_source_ends_the_run_and_matches_replay(tmp_path):
+    sock = tmp_path / "s.sock"
+    daemon = subprocess.Popen([EQUIVD, "run", "--file", str(ROOT / "Samples/gear-nominal.wav"), "--pace", "fast",
+                               "--socket", str(sock)], stderr=subprocess.PIPE, text=True)
+    assert daemon.wait(timeout=60) == 0, daemon.stderr.read()
+    assert not sock.exists()
+
+
+def test_systemd_unit_verifies_and_is_hardened(tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.fail("systemd-analyze missing: scripts/install-deps.sh installs systemd")
+    # The unit as shipped, with ExecStart pointing at this build (verify checks that it exists).
+    unit = tmp_path / "equivd.service"
+    unit.write_text((ROOT / "systemd/equivd.service").read_text().replace("/usr/local/bin/equivd", EQUIVD))
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True, text=True)
+    line = next(l for l in security.stdout.splitlines() if "Overall exposure level" in l)
+    exposure = float(line.split(":")[1].split()[0])
+    assert exposure <= 2.0, line
