@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model fuzz fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service fuzz fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -39,6 +39,10 @@ bench: deps build
 # Batch-1 latency versus onnxruntime. OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
 bench-model: deps-torch build
 	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
+
+# equivd run live on the ALSA file-plugin device in real time: CPU, RSS, latency to a socket client.
+bench-service: deps build
+	$(PYTHON) bench/service_bench.py --equivd $(RELEASE_BIN)/equivd --seconds 120
 
 # The loader fuzzers at length: 1M mutated files and 1M mutated graphs per seed, release build.
 fuzz: deps

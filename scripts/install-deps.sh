@@ -19,6 +19,7 @@ APT_PACKAGES=(
     alsa-utils          # arecord, for checking capture configurations by hand
     sox                 # makes the bundled samples and benchmark audio
     valgrind            # the benchmark's allocation check (callgrind)
+    systemd             # systemd-analyze: the tests verify the unit and its exposure
     python3-venv python3-numpy python3-scipy python3-pytest python3-onnx
 )
 [ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch)
