@@ -92,9 +92,12 @@ public final class Recognizer {
         range = m.shift.rangeBins
         let (bins, frames) = (m.frontEnd.binCount, m.frontEnd.windowFrames)
         (self.bins, self.frames) = (bins, frames)
+        // The sessions run one after another, so they share one scratch buffer.
+        var options = InferenceSession.Options()
+        options.workspace = InferenceSession.Workspace()
         func plan(_ model: ONNXModel, batch: Int) throws(BundleError) -> InferenceSession {
             do {
-                return try InferenceSession(model: model, inputShapes: [model.inputNames[0]: [batch, 1, bins, frames]])
+                return try InferenceSession(model: model, inputShapes: [model.inputNames[0]: [batch, 1, bins, frames]], options: options)
             } catch {
                 throw BundleError(path: model.source, field: nil, reason: "\(error)")
             }

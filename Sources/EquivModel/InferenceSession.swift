@@ -10,7 +10,20 @@ public final class InferenceSession {
         public var blasThreads = 1
         /// Most floats the session's buffers may hold together (default 2^28, 1 GiB).
         public var maximumFloats = 1 << 28
+        /// Scratch space to share with other sessions that never run at the same time as this
+        /// one; nil gives the session its own.
+        public var workspace: Workspace? = nil
         public init() {}
+    }
+
+    /// Kernels' temporary space (Conv's unfolded input), shared by the sessions given it: a
+    /// recognizer runs its canonicalizer and classifiers one after another on one thread, so
+    /// one buffer the size of the largest request serves them all.
+    public final class Workspace: @unchecked Sendable {
+        let scratch = ScratchSpace()
+        public init() {}
+        /// Floats held.
+        public var floatCount: Int { scratch.required }
     }
 
     public struct Port {
@@ -25,6 +38,7 @@ public final class InferenceSession {
     public let outputs: [Port]
     public let model: ONNXModel
     private let arena: Arena
+    private let scratch: ScratchSpace
     private let kernels: [(location: String, run: () -> Void)]
 
     /// Plans `model` for `inputShapes` (by input name; an input whose declared shape is fully
@@ -36,7 +50,7 @@ public final class InferenceSession {
         openblas_set_num_threads(Int32(options.blasThreads))
         self.model = model
         let arena = Arena(limit: options.maximumFloats)
-        let planner = Planner(opset: model.opset, arena: arena)
+        let planner = Planner(opset: model.opset, arena: arena, scratch: options.workspace?.scratch ?? ScratchSpace())
         for node in model.orderedNodes {
             for name in node.input where !name.isEmpty { planner.useCounts[name, default: 0] += 1 }
         }
@@ -79,8 +93,9 @@ public final class InferenceSession {
             let b = try planner.buffer(for: value, location: location, role: "output")
             outputs.append(Port(name: name, shape: b.shape, buffer: UnsafeMutableBufferPointer(start: b.pointer, count: b.count)))
         }
-        try planner.scratch.allocate(in: arena)
+        try planner.scratch.allocate(limit: options.maximumFloats - arena.floatCount)
         self.arena = arena
+        self.scratch = planner.scratch
         self.kernels = planner.kernels
         self.inputs = inputs
         self.outputs = outputs
@@ -120,7 +135,7 @@ public final class InferenceSession {
     }
 
     /// Floats held in the session's buffers (activations, constants copied for kernels, scratch).
-    public var bufferFloats: Int { arena.floatCount }
+    public var bufferFloats: Int { arena.floatCount + scratch.required }
 
     /// The kernel family OpenBLAS chose for this CPU (e.g. "Haswell"; OPENBLAS_CORETYPE overrides it).
     public static var blasCore: String { String(cString: openblas_get_corename()) }

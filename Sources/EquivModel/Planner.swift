@@ -33,14 +33,28 @@ final class Arena {
 }
 
 /// Temporary space kernels share (e.g. Conv's unfolded input). Kernels capture the object and read
-/// `pointer` when they run, after `allocate` has sized it for the largest request.
+/// `pointer` when they run, so the space can grow after they are planned: sessions that never run
+/// at the same time may share one (`InferenceSession.Workspace`).
 final class ScratchSpace {
     private(set) var pointer: UnsafeMutablePointer<Float>?
     private(set) var required = 0
+    private var allocated = 0
 
     func reserve(_ count: Int) { required = max(required, count) }
 
-    func allocate(in arena: Arena) throws(ModelError) { pointer = try arena.floats(required, "scratch space") }
+    /// Makes `pointer` hold at least `required` floats, checked against the session's `limit`.
+    func allocate(limit: Int) throws(ModelError) {
+        guard required > allocated || pointer == nil else { return }
+        guard required <= limit else {
+            throw ModelError(.invalidShape, "scratch space", "would need more than \(limit) floats (Options.maximumFloats)")
+        }
+        pointer?.deallocate()
+        pointer = .allocate(capacity: max(required, 1))
+        pointer!.initialize(repeating: 0, count: max(required, 1))
+        allocated = required
+    }
+
+    deinit { pointer?.deallocate() }
 }
 
 /// What a producing kernel applies to each output row while it is still in cache: a bias per row
@@ -100,9 +114,10 @@ final class Planner {
     /// operator that is its only reader can run inside that kernel, in place.
     var lastProduced: (name: String, pointer: UnsafeMutablePointer<Float>)?
 
-    init(opset: Int, arena: Arena) {
+    init(opset: Int, arena: Arena, scratch: ScratchSpace = ScratchSpace()) {
         self.opset = opset
         self.arena = arena
+        self.scratch = scratch
     }
 
     func plan(_ node: Onnx_NodeProto, index: Int) throws(ModelError) {
@@ -166,7 +181,7 @@ final class Planner {
 
     /// One scratch buffer shared by every kernel (they run one after another), sized to the
     /// largest request once planning is done.
-    let scratch = ScratchSpace()
+    let scratch: ScratchSpace
 
     /// Runs a node whose inputs are all known at load once, in a scratch planner, and keeps its
     /// outputs as constants.
@@ -175,7 +190,7 @@ final class Planner {
     ) throws(ModelError) -> [PlannedValue] {
         let folding = Planner(opset: opset, arena: Arena(limit: arena.limit))
         let outputs = try planOperator(NodeContext(node: node, location: location, inputs: inputs, planner: folding))
-        try folding.scratch.allocate(in: folding.arena)
+        try folding.scratch.allocate(limit: arena.limit)
         folding.kernels.forEach { $0.run() }
         return outputs.map { value in
             guard case .buffer(let b) = value else { return value }

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import wave
@@ -275,3 +276,44 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path):
     line = next(l for l in security.stdout.splitlines() if "Overall exposure level" in l)
     exposure = float(line.split(":")[1].split()[0])
     assert exposure <= 2.0, line
+
+
+def test_tail_filters_and_reconnects_across_restarts(tmp_path):
+    sock = tmp_path / "s.sock"
+    tail = subprocess.Popen([EQUIVCTL, "tail", "--json", "--label", "gear", "--fallback", "none", "--count", "4",
+                             "--socket", str(sock)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # tail starts first and waits for the daemon
+
+    def serve():
+        # A 3 s file in real time gives 3 windows, then the daemon exits and removes the socket.
+        daemon = subprocess.run([EQUIVD, "run", "--file", str(ROOT / "Samples/gear-nominal.wav"), "--socket", str(sock)],
+                                capture_output=True, text=True, timeout=60)
+        assert daemon.returncode == 0, daemon.stderr
+
+    serve()
+    serve()
+    out, err = tail.communicate(timeout=30)
+    events = [e for e in map(json.loads, out.splitlines()) if e["type"] == "prediction"]  # --json passes hello through
+    assert tail.returncode == 0 and len(events) == 4
+    assert all( e["label"] == "gear" and e["fallback"] == "none" for e in events)
+    seqs = [e["seq"] for e in events]
+    assert seqs[0] == 0 and 0 in seqs[1:], f"the second daemon's windows start again at 0: {seqs}"
+    assert "waiting for it" in err and "reconnecting" in err
+
+
+def test_socket_refuses_users_outside_its_group(tmp_path):
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="equivd-perm-"))
+    folder.chmod(0o755)  # reachable by anyone; the socket itself is 0660 root:root
+    sock = folder / "s.sock"
+    daemon = subprocess.Popen([EQUIVD, "run", "--file", str(ROOT / "Samples/gear-nominal.wav"), "--socket", str(sock)])
+    try:
+        wait_until(sock.exists, 30, "the socket")
+        as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        denied = subprocess.run(as_nobody + [EQUIVCTL, "status", "--socket", str(sock)], capture_output=True, text=True)
+        assert denied.returncode == 77 and "permission denied" in denied.stderr
+        allowed = subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)], capture_output=True, text=True)
+        assert allowed.returncode == 0 and json.loads(allowed.stdout)["type"] == "status"
+    finally:
+        daemon.terminate()
+        daemon.wait()
+        shutil.rmtree(folder)
