@@ -110,6 +110,14 @@ final class Planner {
     var kernels: [(location: String, run: () -> Void)] = []
     /// How many nodes (and graph outputs) read each value: a value read once may be overwritten.
     var useCounts: [String: Int] = [:]
+    /// Buffer reuse: readers still to be planned for each value, values alive in each buffer
+    /// (views share their base's), and buffers of dead values, free for later outputs. Kernels
+    /// run in planning order, so a buffer whose values have all been read can be written again.
+    private var remainingReads: [String: Int] = [:]
+    private var liveValues: [UnsafeMutablePointer<Float>: Int] = [:]
+    private var reusable: [UnsafeMutablePointer<Float>: Int] = [:]  // output buffers → capacity
+    private var free: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+
     /// The value the last kernel wrote, when it was a fresh buffer: a following elementwise
     /// operator that is its only reader can run inside that kernel, in place.
     var lastProduced: (name: String, pointer: UnsafeMutablePointer<Float>)?
@@ -151,6 +159,26 @@ final class Planner {
         if kernels.count > kernelsBefore, case .buffer(let b)? = outputs.first, let name = node.output.first {
             lastProduced = (name, b.pointer)
         }
+        for name in node.output where !name.isEmpty {
+            if case .buffer(let b)? = values[name] { liveValues[b.pointer, default: 0] += 1 }
+        }
+        for name in node.input where !name.isEmpty {
+            let left = (remainingReads[name] ?? useCounts[name] ?? 0) - 1
+            remainingReads[name] = left
+            guard left == 0, case .buffer(let b)? = values[name] else { continue }
+            liveValues[b.pointer, default: 1] -= 1
+            if liveValues[b.pointer] == 0, let capacity = reusable[b.pointer] { free.append((b.pointer, capacity)) }
+        }
+    }
+
+    /// A buffer for a node's output: the smallest free one that fits, else a new one.
+    func outputBuffer(_ count: Int, _ location: String) throws(ModelError) -> UnsafeMutablePointer<Float> {
+        if let best = free.indices.filter({ free[$0].capacity >= count }).min(by: { free[$0].capacity < free[$1].capacity }) {
+            return free.remove(at: best).pointer
+        }
+        let pointer = try arena.floats(count, location)
+        reusable[pointer] = count
+        return pointer
     }
 
     /// Appends `apply` to the last kernel, run in place on what it wrote, if `input` is that
@@ -265,7 +293,7 @@ struct NodeContext {
 
     func output(_ shape: [Int]) throws(ModelError) -> FloatBuffer {
         let count = try elementCount(shape, location)
-        return FloatBuffer(shape: shape, pointer: try planner.arena.floats(count, location))
+        return FloatBuffer(shape: shape, pointer: try planner.outputBuffer(count, location))
     }
 
     func kernel(_ run: @escaping () -> Void) {
