@@ -68,7 +68,8 @@ public final class Recognizer {
         }
     }
 
-    public let bundle: ModelBundle
+    /// The bundle's manifest; the models themselves are not kept once planned.
+    public let manifest: BundleManifest
     public let mode: Mode
     public let thresholds: Thresholds
     private let classes: [String]
@@ -82,7 +83,7 @@ public final class Recognizer {
 
     public init(bundle: ModelBundle, mode: Mode = .topk, thresholds: Thresholds? = nil) throws(BundleError) {
         let m = bundle.manifest
-        self.bundle = bundle
+        self.manifest = m
         self.mode = mode
         self.thresholds = thresholds ?? Thresholds(bundle: m)
         guard (1...(2 * m.shift.rangeBins + 1)).contains(self.thresholds.topK) else {
@@ -225,7 +226,7 @@ public final class Recognizer {
             : []
         return Decision(
             label: label, probability: probability, top: top, shiftBins: shift,
-            shiftSemitones: Double(shift) / Double(bundle.manifest.shift.binsPerSemitone),
+            shiftSemitones: Double(shift) / Double(manifest.shift.binsPerSemitone),
             canonConfidence: canon.0, canonMargin: canon.1, canonEntropy: canon.2, fallback: fallback, classifierCalls: calls)
     }
 }

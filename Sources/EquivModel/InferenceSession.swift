@@ -19,11 +19,15 @@ public final class InferenceSession {
     /// Kernels' temporary space (Conv's unfolded input), shared by the sessions given it: a
     /// recognizer runs its canonicalizer and classifiers one after another on one thread, so
     /// one buffer the size of the largest request serves them all.
+    ///
+    /// They also share float constants that are equal (a classifier planned for two batch
+    /// sizes keeps one copy of its weights; kernels only read them) and the buffers of
+    /// intermediate values, which are dead between runs.
     public final class Workspace: @unchecked Sendable {
         let scratch = ScratchSpace()
+        let constants = ConstantPool()
+        let buffers = BufferPool(arena: Arena(limit: 1 << 28))
         public init() {}
-        /// Floats held.
-        public var floatCount: Int { scratch.required }
     }
 
     public struct Port {
@@ -36,9 +40,10 @@ public final class InferenceSession {
     public let inputs: [Port]
     /// Outputs valid after `run()`, in the graph's order.
     public let outputs: [Port]
-    public let model: ONNXModel
     private let arena: Arena
     private let scratch: ScratchSpace
+    /// Kept alive for the shared constants the kernels point into.
+    private let workspace: Workspace?
     private let kernels: [(location: String, run: () -> Void)]
 
     /// Plans `model` for `inputShapes` (by input name; an input whose declared shape is fully
@@ -48,9 +53,10 @@ public final class InferenceSession {
         options: Options = Options()
     ) throws(ModelError) {
         openblas_set_num_threads(Int32(options.blasThreads))
-        self.model = model
         let arena = Arena(limit: options.maximumFloats)
-        let planner = Planner(opset: model.opset, arena: arena, scratch: options.workspace?.scratch ?? ScratchSpace())
+        let planner = Planner(
+            opset: model.opset, arena: arena, scratch: options.workspace?.scratch ?? ScratchSpace(),
+            constants: options.workspace?.constants, buffers: options.workspace?.buffers)
         for node in model.orderedNodes {
             for name in node.input where !name.isEmpty { planner.useCounts[name, default: 0] += 1 }
         }
@@ -96,6 +102,7 @@ public final class InferenceSession {
         try planner.scratch.allocate(limit: options.maximumFloats - arena.floatCount)
         self.arena = arena
         self.scratch = planner.scratch
+        self.workspace = options.workspace
         self.kernels = planner.kernels
         self.inputs = inputs
         self.outputs = outputs

@@ -57,6 +57,54 @@ final class ScratchSpace {
     deinit { pointer?.deallocate() }
 }
 
+/// Buffers for operators' outputs, handed out again once every reader of their value has been
+/// planned. Shared by the sessions of one `Workspace`, it also gives one session's intermediate
+/// buffers to the next: sessions that never run at the same time never need both at once. Graph
+/// outputs are never released (they are read after the run), and graph inputs never come from here.
+final class BufferPool {
+    private let arena: Arena
+    private var capacities: [UnsafeMutablePointer<Float>: Int] = [:]
+    private var free: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+
+    init(arena: Arena) { self.arena = arena }
+
+    /// The smallest free buffer that holds `count` floats, else a new one.
+    func take(_ count: Int, _ location: String) throws(ModelError) -> UnsafeMutablePointer<Float> {
+        if let best = free.indices.filter({ free[$0].capacity >= count }).min(by: { free[$0].capacity < free[$1].capacity }) {
+            return free.remove(at: best).pointer
+        }
+        let pointer = try arena.floats(count, location)
+        capacities[pointer] = count
+        return pointer
+    }
+
+    /// Makes a buffer from `take` available again; other pointers (views, inputs) are ignored.
+    func release(_ pointer: UnsafeMutablePointer<Float>) {
+        if let capacity = capacities[pointer] { free.append((pointer, capacity)) }
+    }
+}
+
+/// Float constants shared by sessions of one `Workspace`: a constant equal to one already held is
+/// not copied again. Equality is checked in full, so models that merely share names never mix.
+final class ConstantPool {
+    private var held: [Int: [UnsafeMutablePointer<Float>]] = [:]  // by element count
+    private var blocks: [UnsafeMutablePointer<Float>] = []
+
+    func pointer(for floats: [Float]) -> UnsafeMutablePointer<Float> {
+        let count = floats.count
+        if let match = held[count]?.first(where: { p in floats.withUnsafeBufferPointer { memcmp(p, $0.baseAddress!, count * 4) == 0 } }) {
+            return match
+        }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        p.initialize(from: floats, count: count)
+        held[count, default: []].append(p)
+        blocks.append(p)
+        return p
+    }
+
+    deinit { blocks.forEach { $0.deallocate() } }
+}
+
 /// What a producing kernel applies to each output row while it is still in cache: a bias per row
 /// and an activation that the planner may fuse in after the kernel was planned.
 final class Epilogue {
@@ -115,17 +163,24 @@ final class Planner {
     /// run in planning order, so a buffer whose values have all been read can be written again.
     private var remainingReads: [String: Int] = [:]
     private var liveValues: [UnsafeMutablePointer<Float>: Int] = [:]
-    private var reusable: [UnsafeMutablePointer<Float>: Int] = [:]  // output buffers → capacity
-    private var free: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+    private let buffers: BufferPool
 
     /// The value the last kernel wrote, when it was a fresh buffer: a following elementwise
     /// operator that is its only reader can run inside that kernel, in place.
     var lastProduced: (name: String, pointer: UnsafeMutablePointer<Float>)?
 
-    init(opset: Int, arena: Arena, scratch: ScratchSpace = ScratchSpace()) {
+    /// Where float constants are copied for kernels: shared with other sessions, or the arena.
+    private let constants: ConstantPool?
+
+    init(
+        opset: Int, arena: Arena, scratch: ScratchSpace = ScratchSpace(), constants: ConstantPool? = nil,
+        buffers: BufferPool? = nil
+    ) {
         self.opset = opset
         self.arena = arena
         self.scratch = scratch
+        self.constants = constants
+        self.buffers = buffers ?? BufferPool(arena: arena)
     }
 
     func plan(_ node: Onnx_NodeProto, index: Int) throws(ModelError) {
@@ -167,18 +222,13 @@ final class Planner {
             remainingReads[name] = left
             guard left == 0, case .buffer(let b)? = values[name] else { continue }
             liveValues[b.pointer, default: 1] -= 1
-            if liveValues[b.pointer] == 0, let capacity = reusable[b.pointer] { free.append((b.pointer, capacity)) }
+            if liveValues[b.pointer] == 0 { buffers.release(b.pointer) }
         }
     }
 
-    /// A buffer for a node's output: the smallest free one that fits, else a new one.
+    /// A buffer for a node's output: a free one that fits, else a new one.
     func outputBuffer(_ count: Int, _ location: String) throws(ModelError) -> UnsafeMutablePointer<Float> {
-        if let best = free.indices.filter({ free[$0].capacity >= count }).min(by: { free[$0].capacity < free[$1].capacity }) {
-            return free.remove(at: best).pointer
-        }
-        let pointer = try arena.floats(count, location)
-        reusable[pointer] = count
-        return pointer
+        try buffers.take(count, location)
     }
 
     /// Appends `apply` to the last kernel, run in place on what it wrote, if `input` is that
@@ -233,6 +283,9 @@ final class Planner {
         case .constant(let t):
             guard let floats = t.floats else {
                 throw ModelError(.unsupportedType, location, "\(role) is int64; only float32 is computed at run time")
+            }
+            if let constants, !floats.isEmpty {
+                return FloatBuffer(shape: t.shape, pointer: constants.pointer(for: floats))
             }
             let b = FloatBuffer(shape: t.shape, pointer: try arena.floats(floats.count, location))
             b.pointer.update(from: floats, count: floats.count)

@@ -19,10 +19,11 @@ public struct Recognition: @unchecked Sendable {
         thresholds.idleMeanLog = Float(c.idleMeanLog)
         recognizer = try Recognizer(bundle: bundle, mode: Recognizer.Mode(rawValue: c.mode) ?? .topk, thresholds: thresholds)
         modelIDs = bundle.manifest.models.mapValues { String($0.sha256.prefix(12)) }
+        _ = trim(0)
     }
 
     public func hello(source: String) -> HelloEvent {
-        let m = recognizer.bundle.manifest
+        let m = recognizer.manifest
         let json = (try? JSONEncoder().encode(m.frontEnd)).flatMap { try? JSONSerialization.jsonObject(with: $0) }
         let frontEnd = (json as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.doubleValue }
         return HelloEvent(
@@ -43,3 +44,5 @@ extension PredictionEvent {
             fallback: d.fallback.rawValue, classifierCalls: d.classifierCalls, latencyMs: latencyMs, clip: clip)
     }
 }
+
+@_silgen_name("malloc_trim") func trim(_ pad: Int) -> Int32

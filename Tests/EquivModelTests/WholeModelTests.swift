@@ -26,4 +26,34 @@ import Testing
             for (a, b) in zip(one, all[(k * 5)..<((k + 1) * 5)]) { #expect(abs(a - b) <= 1e-6 + 1e-5 * abs(b)) }
         }
     }
+
+    @Test("sessions sharing a workspace give what separate sessions give, run in any order")
+    func sharedWorkspaceEqualsSeparateSessions() throws {
+        let classifier = try ONNXModel(contentsOf: Self.fixtures.appendingPathComponent("small_classifier/model.onnx").path)
+        let canonicalizer = try ONNXModel(contentsOf: Self.fixtures.appendingPathComponent("small_canonicalizer/model.onnx").path)
+        func plan(_ workspace: InferenceSession.Workspace?) throws -> [(InferenceSession, [Int])] {
+            var options = InferenceSession.Options()
+            options.workspace = workspace
+            let c = try #require(canonicalizer.inputNames.first), x = try #require(classifier.inputNames.first)
+            let shape = canonicalizer.declaredShape(ofInput: c)!.map { $0 ?? 1 }
+            return [
+                (try InferenceSession(model: canonicalizer, inputShapes: [c: shape], options: options), shape),
+                (try InferenceSession(model: classifier, inputShapes: [x: [1, 1, 40, 24]], options: options), [1, 1, 40, 24]),
+                (try InferenceSession(model: classifier, inputShapes: [x: [3, 1, 40, 24]], options: options), [3, 1, 40, 24]),
+            ]
+        }
+        let shared = try plan(InferenceSession.Workspace())
+        let separate = try plan(nil)
+        for round in 0..<3 {
+            for i in [2, 0, 1, 0, 2] {
+                let (session, shape) = shared[i]
+                let values = (0..<shape.reduce(1, *)).map { Float(sin(Double($0 + 7 * round + i) * 0.31)) }
+                _ = session.inputs[0].buffer.update(fromContentsOf: values)
+                _ = separate[i].0.inputs[0].buffer.update(fromContentsOf: values)
+                session.run()
+                separate[i].0.run()
+                #expect(Array(session.outputs[0].buffer) == Array(separate[i].0.outputs[0].buffer), "session \(i), round \(round)")
+            }
+        }
+    }
 }
