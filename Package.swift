@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h>
 
         .target(name: "EquivDSP", dependencies: ["CFFTW"]),
         .target(name: "EquivAudio", dependencies: ["CALSA", "CSndFile", "CSampleRate"]),
@@ -43,7 +44,7 @@ let package = Package(
         .target(
             name: "EquivService",
             dependencies: [
-                "EquivDSP", "EquivAudio", "EquivCore", "EquivProtocol",
+                "EquivDSP", "EquivAudio", "EquivCore", "EquivProtocol", "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "TOMLKit", package: "TOMLKit"),

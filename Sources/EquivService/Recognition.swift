@@ -1,3 +1,4 @@
+import CMalloc
 import EquivCore
 import EquivDSP
 import EquivProtocol
@@ -19,7 +20,9 @@ public struct Recognition: @unchecked Sendable {
         thresholds.idleMeanLog = Float(c.idleMeanLog)
         recognizer = try Recognizer(bundle: bundle, mode: Recognizer.Mode(rawValue: c.mode) ?? .topk, thresholds: thresholds)
         modelIDs = bundle.manifest.models.mapValues { String($0.sha256.prefix(12)) }
-        _ = trim(0)
+        // Loading and planning free several copies of the weights (file, protobuf, tensors):
+        // hand that memory back to the system instead of keeping it for the process's life.
+        malloc_trim(0)
     }
 
     public func hello(source: String) -> HelloEvent {
@@ -44,5 +47,3 @@ extension PredictionEvent {
             fallback: d.fallback.rawValue, classifierCalls: d.classifierCalls, latencyMs: latencyMs, clip: clip)
     }
 }
-
-@_silgen_name("malloc_trim") func trim(_ pad: Int) -> Int32
