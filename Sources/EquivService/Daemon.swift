@@ -34,6 +34,7 @@ public final class Daemon: @unchecked Sendable {
     private var pipeline: Pipeline!
     private var signalSources: [DispatchSourceSignal] = []
     private var watchdog: DispatchSourceTimer?
+    private var statusLine: DispatchSourceTimer?
 
     /// Loads the configuration and the bundle; nothing is opened yet.
     public init(loadConfiguration: @escaping ConfigurationLoader, notifier: SystemdNotifier = SystemdNotifier()) throws {
@@ -102,6 +103,7 @@ public final class Daemon: @unchecked Sendable {
 
         installSignalHandlers()
         startWatchdog()
+        startStatusLine(every: s.statusInterval)
         notifier.notify("READY=1\nSTATUS=serving \(sourceName) on \(s.path)\nMAINPID=\(getpid())")
 
         stopped.wait()
@@ -219,9 +221,25 @@ public final class Daemon: @unchecked Sendable {
         watchdog = timer
     }
 
+    /// `systemctl status` shows the last STATUS= line: keep it current.
+    private func startStatusLine(every interval: Double) {
+        guard notifier.isActive else { return }
+        let timer = DispatchSource.makeTimerSource(queue: control)
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [self] in
+            let s = status(clients: [], disconnected: 0)
+            notifier.notify(String(
+                format: "STATUS=serving %@: %d windows, real time ×%.2f, %d windows dropped, %d xruns",
+                pipeline.sourceName, s.windows, s.realTimeFactor, s.droppedWindows, s.xruns))
+        }
+        timer.resume()
+        statusLine = timer
+    }
+
     private func shutdown() {
         notifier.notify("STOPPING=1\nSTATUS=stopping")
         watchdog?.cancel()
+        statusLine?.cancel()
         stopSource()
         pipeline.wait(timeout: 1)
         server.stop()

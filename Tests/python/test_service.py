@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = pathlib.Path(os.environ.get("EQUIVD", ROOT / ".build/debug/equivd")).parent
+BIN = pathlib.Path(os.environ.get("EQUIVD", ROOT / ".build/debug/equivd")).resolve().parent
 EQUIVD, EQUIVCTL = str(BIN / "equivd"), str(BIN / "equivctl")
 RATE, PERIOD = 16000, 1600
 SPEED = 6  # times real time
@@ -208,8 +208,9 @@ def test_live_service_end_to_end(service):
     assert status["dropped_windows"] == 0 and status["dropped_samples"] == 0
     assert not [e for e in lines.of("error") if e["code"] == "events_dropped"], "tail kept up: it must not be told of drops"
 
-    # The watchdog is fed while the pipeline makes progress.
+    # The watchdog is fed while the pipeline makes progress; STATUS= keeps systemctl status current.
     assert s["notify"].wait_for("WATCHDOG=1", 5)
+    assert s["notify"].wait_for("STATUS=serving equivtest: ", 5)
 
     # SIGHUP with a corrupt bundle: an error for everyone, the old models keep serving.
     classifier = s["bundle"] / "classifier.onnx"

@@ -1,0 +1,39 @@
+import EquivAudio
+import Foundation
+import Testing
+
+@testable import EquivService
+
+@Suite struct ClipSpoolTests {
+    @Test func keepsTheNewestClipsWithinTheQuota() throws {
+        let folder = TemporaryFolder()
+        let clip = [Float](repeating: 0.25, count: 1000)  // 2044 bytes as 16-bit WAV
+        let spool = try ClipSpool(directory: folder.file("clips"), quotaBytes: 5000)
+        var paths: [String] = []
+        for seq in 0..<5 {
+            paths.append(try spool.write(clip, sampleRate: 16000, seq: seq, wallTime: 1_700_000_000 + Double(seq)))
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder.file("clips")).sorted()
+        #expect(left == paths.suffix(2).map { ($0 as NSString).lastPathComponent })
+        #expect(spool.written == 5)
+        let back = try AudioFileSource(path: paths[4])
+        #expect(back.frameCount == 1000 && back.fileSampleRate == 16000)
+    }
+
+    @Test func aClipLargerThanTheQuotaIsRefusedAndLeavesNothing() throws {
+        let folder = TemporaryFolder()
+        let spool = try ClipSpool(directory: folder.file("clips"), quotaBytes: 1000)
+        #expect(throws: AudioFileError.self) {
+            try spool.write([Float](repeating: 0, count: 1000), sampleRate: 16000, seq: 0, wallTime: 0)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("clips")).isEmpty)
+    }
+
+    @Test func anUnwritableFolderIsAConfigurationErrorNamingTheKey() {
+        #expect {
+            _ = try ClipSpool(directory: "/proc/equivd-clips", quotaBytes: 1000)
+        } throws: { error in
+            (error as? ConfigurationError)?.key == "spool.directory"
+        }
+    }
+}
