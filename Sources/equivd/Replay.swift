@@ -23,18 +23,36 @@ struct Replay: ParsableCommand {
     @Option(name: .long, help: "vanilla, canon, topk (the service) or groupavg.")
     var mode: Recognizer.Mode = .topk
 
-    @Flag(name: .long, help: "One JSON object per window instead of a table.")
+    @Flag(name: .long, help: "One JSON object per window (the socket's prediction events) instead of a table.")
     var json = false
+
+    @Option(name: .long, help: "Override bundle.json's canonicalizer max-p threshold (the top-K fallback).")
+    var canonicalizerMinP: Float?
+
+    @Option(name: .long, help: "Override bundle.json's classifier max-p threshold (abstain); 0 never abstains.")
+    var classifierMinP: Float?
+
+    @Flag(name: .long, help: "No per-window output; the summary only.")
+    var quiet = false
+
+    @Option(name: .long, help: "Write the summary (accuracy, confusion, fallback rates, timing) as JSON to this file.")
+    var report: String?
 
     func run() throws {
         let frontEnd = try FrontEnd()
-        let recognizer = try Recognizer(bundle: try ModelBundle(directory: bundle, frontEnd: frontEnd.parameters), mode: mode)
+        let models = try ModelBundle(directory: bundle, frontEnd: frontEnd.parameters)
+        var thresholds = Recognizer.Thresholds(bundle: models.manifest)
+        if let canonicalizerMinP { thresholds.canonicalizerMinP = canonicalizerMinP }
+        if let classifierMinP { thresholds.classifierMinP = classifierMinP }
+        let recognizer = try Recognizer(bundle: models, mode: mode, thresholds: thresholds)
         let files = try ReplayInput.expand(inputs)
         let tally = ReplayTally()
+        let progress = Progress(total: files.count, enabled: !json && isatty(STDERR_FILENO) == 1)
         let started = ContinuousClock.now
         var audioSeconds = 0.0
-        if !json { print("file                               time      label          p      shift st  fallback") }
-        for (path, expected) in files {
+        let printWindows = !quiet
+        if printWindows && !json { print("file                               time      label          p      shift st  fallback") }
+        for (index, (path, expected)) in files.enumerated() {
             let source = try AudioFileSource(path: path, sampleRate: frontEnd.parameters.sampleRate)
             audioSeconds += source.duration
             frontEnd.reset()
@@ -49,6 +67,7 @@ struct Replay: ParsableCommand {
                         window: window, decision: decision, source: path,
                         latencyMs: Double(latency.components.attoseconds) * 1e-15 + Double(latency.components.seconds) * 1e3)
                     tally.add(event, expected: expected)
+                    guard printWindows else { return }
                     if json {
                         print(EventProtocol.line(event), terminator: "")
                     } else {
@@ -62,19 +81,85 @@ struct Replay: ParsableCommand {
             pipeline.start()
             pipeline.wait()
             if let error = pipeline.error { throw ValidationError(error) }
+            progress.update(done: index + 1)
         }
+        progress.finish()
         let elapsed = started.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let summary = tally.summary(mode: mode.rawValue, files: files.count, audioSeconds: audioSeconds, wallSeconds: seconds)
         var stderr = StandardError()
-        let t = tally
-        let rates = Decision.Fallback.allCases.map { "\($0.rawValue) \(t.fallbacks[$0.rawValue, default: 0])" }.joined(separator: ", ")
-        print("\(t.windows) windows from \(files.count) files (mode \(mode.rawValue)): \(String(format: "%.2f", Double(t.calls) / Double(max(t.windows, 1)))) classifier calls per window; \(rates); \(String(format: "%.0f", audioSeconds / max(seconds, 1e-9)))x real time", to: &stderr)
-        if t.labelled > 0 {
-            print(String(format: "accuracy %.1f%% (%d of %d labelled windows)", 100 * Double(t.correct) / Double(t.labelled), t.correct, t.labelled), to: &stderr)
-            for (label, row) in t.confusion.sorted(by: { $0.key < $1.key }) {
-                print("  \(label): " + row.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "), to: &stderr)
+        print(summary.text, to: &stderr)
+        if let report {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            do {
+                try encoder.encode(summary).write(to: URL(fileURLWithPath: report))
+            } catch {
+                throw ValidationError("\(report): cannot write the report: \(error.localizedDescription)")
             }
         }
+    }
+}
+
+/// The end of a replay: what `--report` writes and the lines printed on stderr.
+struct ReplaySummary: Encodable {
+    var mode: String
+    var files: Int
+    var windows: Int
+    var labelledWindows: Int
+    /// Percent of labelled windows whose label is the expected one; nil without labels.
+    var accuracy: Double?
+    /// Expected label → decided label (or "(none)") → windows.
+    var confusion: [String: [String: Int]]
+    /// Fallback → share of windows.
+    var fallbackRates: [String: Double]
+    var classifierCallsPerWindow: Double
+    var audioSeconds: Double
+    var wallSeconds: Double
+    var realTimeFactor: Double
+    var msPerWindow: Double
+
+    var text: String {
+        var lines = [String(
+            format: "%d windows from %d files (mode %@): %.2f classifier calls per window; %@; %.0fx real time, %.2f ms per window",
+            windows, files, mode, classifierCallsPerWindow,
+            Decision.Fallback.allCases.map { String(format: "%@ %.1f%%", $0.rawValue, 100 * (fallbackRates[$0.rawValue] ?? 0)) }.joined(separator: ", "),
+            realTimeFactor, msPerWindow)]
+        if let accuracy {
+            lines.append(String(format: "accuracy %.1f%% (%d labelled windows)", accuracy, labelledWindows))
+            for (label, row) in confusion.sorted(by: { $0.key < $1.key }) {
+                lines.append("  \(label): " + row.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A one-line progress bar on stderr, for long replays on a terminal.
+final class Progress {
+    let total: Int
+    let enabled: Bool
+    private var last = -1
+
+    init(total: Int, enabled: Bool) {
+        self.total = total
+        self.enabled = enabled && total > 1
+    }
+
+    func update(done: Int) {
+        guard enabled else { return }
+        let percent = 100 * done / total
+        guard percent != last else { return }
+        last = percent
+        let width = 30
+        let filled = width * done / total
+        let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
+        FileHandle.standardError.write(Data("\r[\(bar)] \(percent)% \(done)/\(total) files".utf8))
+    }
+
+    func finish() {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
 
@@ -83,6 +168,16 @@ private final class ReplayTally: @unchecked Sendable {
     var windows = 0, calls = 0, correct = 0, labelled = 0
     var fallbacks: [String: Int] = [:]
     var confusion: [String: [String: Int]] = [:]
+
+    func summary(mode: String, files: Int, audioSeconds: Double, wallSeconds: Double) -> ReplaySummary {
+        ReplaySummary(
+            mode: mode, files: files, windows: windows, labelledWindows: labelled,
+            accuracy: labelled > 0 ? 100 * Double(correct) / Double(labelled) : nil, confusion: confusion,
+            fallbackRates: fallbacks.mapValues { Double($0) / Double(max(windows, 1)) },
+            classifierCallsPerWindow: Double(calls) / Double(max(windows, 1)), audioSeconds: audioSeconds,
+            wallSeconds: wallSeconds, realTimeFactor: audioSeconds / max(wallSeconds, 1e-9),
+            msPerWindow: 1000 * wallSeconds / Double(max(windows, 1)))
+    }
 
     func add(_ event: PredictionEvent, expected: String?) {
         windows += 1

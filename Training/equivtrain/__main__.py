@@ -160,6 +160,11 @@ one thread, feature windows given (the Swift path is measured in issue 5).
 """
 
 
+def table_swift(args):
+    from . import swift_table
+    swift_table.run(args.data, args.bundle, args.equivd, args.results, args.out, args.work)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m equivtrain", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -195,6 +200,14 @@ def main(argv=None):
     b.add_argument("--canon-epochs", type=int, default=20)
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(run=byod)
+    t = sub.add_parser("table-swift", help="the results table again through `equivd replay` (issue 5)")
+    t.add_argument("--data", default="data")
+    t.add_argument("--bundle", default="Models")
+    t.add_argument("--equivd", default=".build/release/equivd")
+    t.add_argument("--results", default="docs/results.md", help="where the Python figures are read")
+    t.add_argument("--out", default="docs/results-swift.md")
+    t.add_argument("--work", default="data/table-swift", help="manifests and per-run reports")
+    t.set_defaults(run=table_swift)
     args = ap.parse_args(argv)
     args.run(args)
 

@@ -1,0 +1,59 @@
+"""The results table again, through the Swift daemon's own path (issue 5): `equivd replay` over
+the same test clips that `models` evaluated, in each mode, side by side with the Python figures
+of docs/results.md.
+
+Rows: (a) vanilla, (c) canon, (d) topk with abstaining off (the Python row never abstains),
+(e) groupavg. Row (b) needs the no-prior canonicalizer as ONNX, which the bundle does not ship.
+"""
+
+import csv
+import json
+import pathlib
+import re
+import subprocess
+
+SETS = {"nominal": "test", "speed shift": "speed", "resample shift": "resample"}
+ROWS = [("(a) frozen classifier alone", "vanilla", []),
+        ("(c) + canonicalizer with prior", "canon", []),
+        ("(d) (c) + top-3 fallback", "topk", ["--classifier-min-p", "0"]),
+        ("(e) group averaging over 49 shifts", "groupavg", [])]
+
+
+def manifest(folder, out):
+    """path,label for every clip of a generated set (the label is the file name's first part)."""
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label"])
+        for wav in sorted(pathlib.Path(folder).glob("*.wav")):
+            w.writerow([wav.resolve(), wav.name.split("-")[0]])
+    return out
+
+
+def python_figures(results_md):
+    """Row prefix → [nominal, speed, resample] from the table `models` wrote."""
+    figures = {}
+    for line in pathlib.Path(results_md).read_text().splitlines():
+        m = re.match(r"\| (\([a-e]\)) [^|]*\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", line)
+        if m:
+            figures[m.group(1)] = [float(m.group(i)) for i in (2, 3, 4)]
+    return figures
+
+
+def run(data, bundle, equivd, results_md, out, work):
+    work = pathlib.Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    manifests = {name: manifest(pathlib.Path(data) / folder, work / f"{folder}.csv") for name, folder in SETS.items()}
+    python = python_figures(results_md)
+    lines = ["| method | set | Python (PyTorch) | Swift (`equivd replay`) | difference | windows | Swift ms / window |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for title, mode, extra in ROWS:
+        for i, (name, path) in enumerate(manifests.items()):
+            report = work / f"{mode}-{SETS[name]}.json"
+            subprocess.run([equivd, "replay", str(path), "--bundle", bundle, "--mode", mode, "--quiet",
+                            "--report", str(report), *extra], check=True, stderr=subprocess.DEVNULL)
+            r = json.loads(report.read_text())
+            py = python.get(title[:3], [float("nan")] * 3)[i]
+            lines.append(f"| {title} | {name} | {py:.1f} | {r['accuracy']:.1f} | {r['accuracy'] - py:+.1f} | "
+                         f"{r['labelled_windows']} | {r['ms_per_window']:.2f} |")
+            print(lines[-1], flush=True)
+    pathlib.Path(out).write_text("\n".join(lines) + "\n")
