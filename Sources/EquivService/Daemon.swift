@@ -79,7 +79,7 @@ public final class Daemon: @unchecked Sendable {
             source: source, sourceName: sourceName, frontEnd: try FrontEnd(parameters: frontEndParameters),
             recognizer: recognition.recognizer, windowQueue: configuration.pipeline.windowQueue,
             dropWhenFull: c.kind == .alsa || c.pace == .realtime,
-            historySeconds: configuration.spool.contextSeconds + 2,
+            historySeconds: Self.historySeconds(configuration, frontEndParameters),
             onDecision: { [self] window, decision in publish(window, decision, source: sourceName) })
 
         let s = configuration.socket
@@ -248,6 +248,14 @@ public final class Daemon: @unchecked Sendable {
     private func stopSource() {
         (source as? ALSACaptureSource)?.stop()
         (source as? FileStreamSource)?.stop()
+    }
+
+    /// Audio to keep for clips: the context, a window's span, and every window the inference
+    /// queue may hold, so a clip is still there when inference falls behind as far as it can.
+    private static func historySeconds(_ c: ServiceConfiguration, _ p: FrontEndParameters) -> Double {
+        let span = Double((p.windowFrames - 1) * p.hopLength + p.fftSize) / Double(p.sampleRate)
+        let queued = Double(c.pipeline.windowQueue + 1) * Double(p.windowStepFrames * p.hopLength) / Double(p.sampleRate)
+        return c.spool.contextSeconds + span + queued + 1
     }
 
     private static func groupID(_ name: String) throws(ConfigurationError) -> gid_t? {

@@ -150,10 +150,30 @@ public final class EventServer: @unchecked Sendable {
         case .reload:
             let loop = self.loop
             let target = NIOLoopBound(client, eventLoop: loop)
-            callbacks.reload { line in
-                loop.execute { target.value.enqueue(ByteBuffer(string: line)) }
+            client.peerCredentials().whenComplete { [self] result in
+                guard case .success(let peer) = result, mayReload(peer) else {
+                    let who = (try? result.get()).map { "uid \($0.uid), gid \($0.gid)" } ?? "an unknown peer"
+                    target.value.enqueue(ByteBuffer(string: EventProtocol.line(ErrorEvent(
+                        code: "permission_denied", message: "reload is for root and the socket's group; not \(who)"))))
+                    return
+                }
+                callbacks.reload { line in
+                    loop.execute { target.value.enqueue(ByteBuffer(string: line)) }
+                }
             }
         }
+    }
+
+    /// Root, the daemon's own user, and members of the socket's group (primary or listed in
+    /// /etc/group) may reload; anyone else who can open the socket may only watch.
+    private func mayReload(_ peer: PeerCredentials) -> Bool {
+        let group = settings.group ?? getegid()
+        if peer.uid == 0 || peer.uid == geteuid() || peer.gid == group { return true }
+        guard let account = getpwuid(peer.uid) else { return false }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        guard getgrouplist(account.pointee.pw_name, peer.gid, &groups, &count) >= 0 else { return false }
+        return groups.prefix(Int(count)).contains(group)
     }
 
     private func broadcastOnLoop(_ buffer: ByteBuffer) {
@@ -188,6 +208,14 @@ private final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     var queued: Int { pending.count }
+
+    /// The connected process's uid and gid, from the kernel (SO_PEERCRED): a client cannot lie.
+    func peerCredentials() -> EventLoopFuture<PeerCredentials> {
+        guard let channel = context?.channel, let provider = channel as? SocketOptionProvider else {
+            return server.loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -307,4 +335,12 @@ private final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
         default: "unknown command"
         }
     }
+}
+
+/// glibc's `struct ucred` (what SO_PEERCRED returns), which the Glibc module hides without
+/// _GNU_SOURCE: three 32-bit fields in this order.
+struct PeerCredentials: Sendable {
+    var pid: pid_t = 0
+    var uid: uid_t = 0
+    var gid: gid_t = 0
 }

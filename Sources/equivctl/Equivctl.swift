@@ -181,9 +181,19 @@ struct Reload: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
-        let line: Substring
+        var line: Substring
         do {
-            line = try socket.connect(timeout: 30).request(Request(cmd: .reload), replyTypes: ["reload"])
+            let connection = try socket.connect(timeout: 30)
+            line = try connection.request(Request(cmd: .reload), replyTypes: ["reload", "error"])
+            // Errors for everyone (a failed reload is also broadcast) are not the answer; a refusal is.
+            while let error = try? EventProtocol.decode(ErrorEvent.self, from: line), error.type == "error" {
+                if error.code == "permission_denied" {
+                    FileHandle.standardError.write(Data("equivctl: \(socket.socket): \(error.message)\n".utf8))
+                    throw ExitCode.permissionDenied
+                }
+                guard let next = try connection.readLine() else { throw ConnectionError.notRunning(path: socket.socket, reason: "connection closed before the reply") }
+                line = next
+            }
         } catch let failure as Failure {
             failure.exit()
         } catch let error as ConnectionError {

@@ -212,7 +212,8 @@ enum ReplayInput {
                         throw ValidationError("\(input):\(n + 1): no path")
                     }
                     let label = fields.count > 1 && !fields[1].isEmpty ? fields[1] : nil
-                    result.append(((folder as NSString).appendingPathComponent(path), label))
+                    // Paths are relative to the CSV's folder unless absolute.
+                    result.append((path.hasPrefix("/") ? path : (folder as NSString).appendingPathComponent(path), label))
                 }
             } else {
                 result += try AudioFileList.expand([input]).map { ($0, nil) }

@@ -318,3 +318,26 @@ def test_socket_refuses_users_outside_its_group(tmp_path):
         daemon.terminate()
         daemon.wait()
         shutil.rmtree(folder)
+
+
+def test_reload_only_for_root_and_the_sockets_group(tmp_path):
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="equivd-peer-"))
+    folder.chmod(0o755)
+    sock = folder / "s.sock"
+    config = folder / "open.toml"
+    config.write_text(f'[socket]\npath = "{sock}"\nmode = "0666"\n[model]\nbundle = "{ROOT / "Models"}"\n')
+    config.chmod(0o644)
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config), "--file", str(ROOT / "Samples/gear-nominal.wav")])
+    try:
+        wait_until(sock.exists, 30, "the socket")
+        as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        watch = subprocess.run(as_nobody + [EQUIVCTL, "status", "--json", "--socket", str(sock)], capture_output=True, text=True)
+        assert watch.returncode == 0, watch.stderr  # a world-readable socket lets anyone watch
+        refused = subprocess.run(as_nobody + [EQUIVCTL, "reload", "--socket", str(sock)], capture_output=True, text=True)
+        assert refused.returncode == 77 and "uid 65534" in refused.stderr, refused.stderr
+        allowed = subprocess.run([EQUIVCTL, "reload", "--socket", str(sock)], capture_output=True, text=True)
+        assert allowed.returncode == 0 and allowed.stdout.startswith("reloaded"), allowed.stdout + allowed.stderr
+    finally:
+        daemon.terminate()
+        daemon.wait()
+        shutil.rmtree(folder)
