@@ -61,6 +61,7 @@ public final class EventServer: @unchecked Sendable {
     private var nextClientID = 1
     private var disconnected = 0
     private var statusTask: RepeatedTask?
+    private var socketWatch: RepeatedTask?
 
     public init(settings: Settings, callbacks: Callbacks) {
         self.settings = settings
@@ -77,6 +78,25 @@ public final class EventServer: @unchecked Sendable {
         if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFSOCK {
             throw ServerError(path: path, reason: "exists and is not a socket; refusing to remove it")
         }
+        do {
+            serverChannel = try listen().wait()
+        } catch let error as ServerError {
+            throw error
+        } catch {
+            throw ServerError(path: path, reason: "cannot listen: \(error)")
+        }
+        let interval = TimeAmount.nanoseconds(Int64(settings.statusInterval * 1e9))
+        statusTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            broadcastOnLoop(ByteBuffer(string: callbacks.status(clientFigures(), disconnected)))
+        }
+        socketWatch = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+            relistenIfRemoved()
+        }
+    }
+
+    /// Binds the socket file and gives it the configured mode and group.
+    private func listen() -> EventLoopFuture<Channel> {
+        let path = settings.path
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 8 * 1024, high: 32 * 1024))
@@ -90,20 +110,37 @@ public final class EventServer: @unchecked Sendable {
         let configured = settings.sendBufferBytes > 0
             ? bootstrap.childChannelOption(.socketOption(.so_sndbuf), value: .init(settings.sendBufferBytes))
             : bootstrap
-        do {
-            serverChannel = try configured.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
-        } catch {
-            throw ServerError(path: path, reason: "cannot listen: \(error)")
+        return configured.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).flatMapThrowing { [settings] channel in
+            if chmod(path, settings.mode) != 0 {
+                channel.close(promise: nil)
+                throw ServerError(path: path, reason: "chmod failed: \(String(cString: strerror(errno)))")
+            }
+            if let gid = settings.group, chown(path, uid_t.max, gid) != 0 {
+                channel.close(promise: nil)
+                throw ServerError(path: path, reason: "chown to group \(gid) failed: \(String(cString: strerror(errno)))")
+            }
+            return channel
         }
-        if chmod(path, settings.mode) != 0 {
-            throw ServerError(path: path, reason: "chmod failed: \(String(cString: strerror(errno)))")
-        }
-        if let gid = settings.group, chown(path, uid_t.max, gid) != 0 {
-            throw ServerError(path: path, reason: "chown to group \(gid) failed: \(String(cString: strerror(errno)))")
-        }
-        let interval = TimeAmount.nanoseconds(Int64(settings.statusInterval * 1e9))
-        statusTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
-            broadcastOnLoop(ByteBuffer(string: callbacks.status(clientFigures(), disconnected)))
+    }
+
+    /// Someone removed the socket file (or its folder, e.g. a tmpfiles clean-up): connected
+    /// clients are unaffected, but nobody new could connect. Recreate both and listen again.
+    private func relistenIfRemoved() {
+        var st = stat()
+        guard lstat(settings.path, &st) != 0, errno == ENOENT else { return }
+        let folder = (settings.path as NSString).deletingLastPathComponent
+        if !folder.isEmpty { mkdir(folder, 0o750) }
+        // Close the old listener first: NIO unlinks its path on close, which would take the new file.
+        let closed = serverChannel?.close() ?? loop.makeSucceededVoidFuture()
+        serverChannel = nil
+        closed.recover { _ in }.flatMap { [self] in listen() }.whenComplete { [self] result in
+            switch result {
+            case .success(let channel):
+                serverChannel = channel
+                FileHandle.standardError.write(Data("equivd: \(settings.path) was removed; listening again\n".utf8))
+            case .failure(let error):  // tried again next second
+                FileHandle.standardError.write(Data("equivd: cannot recreate \(settings.path): \(error)\n".utf8))
+            }
         }
     }
 
@@ -118,6 +155,7 @@ public final class EventServer: @unchecked Sendable {
     public func stop() {
         let done = loop.submit { [self] () -> EventLoopFuture<Void> in
             statusTask?.cancel()
+            socketWatch?.cancel()
             let closes = clients.values.map { $0.finish() }
             return EventLoopFuture.andAllComplete(closes, on: loop)
                 .flatMap { [self] in serverChannel?.close() ?? loop.makeSucceededVoidFuture() }

@@ -341,3 +341,47 @@ def test_reload_only_for_root_and_the_sockets_group(tmp_path):
         daemon.terminate()
         daemon.wait()
         shutil.rmtree(folder)
+
+
+def test_socket_folder_removed_while_running_is_recreated(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    sock = folder / "s.sock"
+    config = tmp_path / "loop.toml"
+    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\n'
+                      f'[socket]\npath = "{sock}"\n[model]\nbundle = "{ROOT / "Models"}"\n')
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(sock.exists, 30, "the socket")
+        connected = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
+                                     stdout=subprocess.PIPE, text=True)
+        lines = Lines(connected.stdout)
+        wait_until(lambda: lines.of("prediction"), 30, "a prediction")
+        shutil.rmtree(folder)
+        wait_until(sock.exists, 5, "the socket to come back")
+        before = len(lines.of("prediction"))
+        wait_until(lambda: len(lines.of("prediction")) > before, 10, "the connected client's next event")
+        fresh = subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)], capture_output=True, text=True)
+        assert fresh.returncode == 0 and json.loads(fresh.stdout)["type"] == "status"
+        connected.terminate()
+    finally:
+        daemon.terminate()
+        assert daemon.wait(timeout=5) == 0
+
+
+def test_restart_after_kill_9_over_the_stale_socket(tmp_path):
+    sock = tmp_path / "s.sock"
+    cmd = [EQUIVD, "run", "--file", str(ROOT / "Samples/gear-nominal.wav"), "--socket", str(sock)]
+    first = subprocess.Popen(cmd)
+    wait_until(sock.exists, 30, "the socket")
+    first.kill()
+    first.wait()
+    assert sock.exists(), "kill -9 leaves the socket file behind"
+    second = subprocess.Popen(cmd)
+    try:
+        time.sleep(1)
+        status = subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)], capture_output=True, text=True)
+        assert status.returncode == 0, status.stderr
+    finally:
+        second.terminate()
+        second.wait()
