@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service fuzz fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay soak fuzz fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -43,6 +43,14 @@ bench-model: deps-torch build
 # equivd run live on the ALSA file-plugin device in real time: CPU, RSS, latency to a socket client.
 bench-service: deps build
 	$(PYTHON) bench/service_bench.py --equivd $(RELEASE_BIN)/equivd --seconds 120
+
+# Replay throughput on one core versus a numpy/scipy + onnxruntime pipeline doing the same work.
+bench-replay: deps build
+	$(PYTHON) bench/replay_bench.py --equivd $(RELEASE_BIN)/equivd
+
+# 24 hours of audio through equivd run at 100x real time with 50 clients (about 15 minutes).
+soak: deps build
+	$(PYTHON) scripts/soak.py --equivd $(RELEASE_BIN)/equivd --audio-hours 24 --speed 100 --out soak.json
 
 # The loader fuzzers at length: 1M mutated files and 1M mutated graphs per seed, release build.
 fuzz: deps

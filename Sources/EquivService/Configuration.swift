@@ -37,6 +37,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var ringSeconds = 10.0
         public var file = ""
         public var pace = Pace.realtime
+        /// With `pace = realtime`: play this many times faster than real time.
+        public var speed = 1.0
         public var loop = false
     }
 
@@ -110,6 +112,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
             if !ok { throw ConfigurationError(file: file, key: key, line: nil, reason: reason) }
         }
         try require(source.kind != .file || !source.file.isEmpty, "source.file", "must be set when source.kind is \"file\"")
+        try require(source.speed > 0 && source.speed <= 10_000, "source.speed", "must be in (0, 10000]")
         try require((8000...384_000).contains(source.sampleRate), "source.sample_rate", "must be in 8000...384000")
         try require((1...32).contains(source.channels), "source.channels", "must be in 1...32")
         try require(source.format == "auto" || ALSASampleFormat(rawValue: source.format) != nil, "source.format",
@@ -175,6 +178,7 @@ private struct TableReader {
                 case ("source", "ring_seconds"): c.source.ringSeconds = try double(value, section, key)
                 case ("source", "file"): c.source.file = try string(value, section, key)
                 case ("source", "pace"): c.source.pace = try choice(value, section, key)
+                case ("source", "speed"): c.source.speed = try double(value, section, key)
                 case ("source", "loop"): c.source.loop = try bool(value, section, key)
                 case ("model", "bundle"): c.model.bundle = try string(value, section, key)
                 case ("model", "mode"): c.model.mode = try string(value, section, key)

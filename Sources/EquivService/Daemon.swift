@@ -70,7 +70,8 @@ public final class Daemon: @unchecked Sendable {
             sourceName = c.device
         case .file:
             source = try FileStreamSource(
-                path: c.file, sampleRate: frontEndParameters.sampleRate, realTime: c.pace == .realtime, loop: c.loop)
+                path: c.file, sampleRate: frontEndParameters.sampleRate, realTime: c.pace == .realtime, speed: c.speed,
+                loop: c.loop)
             sourceName = c.file
         }
 
@@ -202,20 +203,17 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    /// Pings at half of `WatchdogSec=` only when audio was analysed since the last ping and
-    /// inference is keeping up (a window decided, or none waiting), so a stuck stage gets the
-    /// process restarted.
+    /// Pings at half of `WatchdogSec=` only while `ProgressCheck` sees the pipeline moving, so a
+    /// stuck stage gets the process restarted.
     private func startWatchdog() {
         guard let interval = notifier.watchdogInterval else { return }
         let timer = DispatchSource.makeTimerSource(queue: control)
-        var last = (samples: -1, decided: -1)
+        var check = ProgressCheck()
         timer.schedule(deadline: .now() + interval / 2, repeating: interval / 2)
         timer.setEventHandler { [self] in
-            let now = (samples: pipeline.samplesAnalysed, decided: pipeline.decided)
-            if now.samples > last.samples && (now.decided > last.decided || pipeline.queuedWindows == 0) {
+            if check.advanced(samples: pipeline.samplesAnalysed, decided: pipeline.decided, queued: pipeline.queuedWindows) {
                 notifier.notify("WATCHDOG=1")
             }
-            last = now
         }
         timer.resume()
         watchdog = timer
@@ -264,5 +262,17 @@ public final class Daemon: @unchecked Sendable {
             throw ConfigurationError(file: "configuration", key: "socket.group", line: nil, reason: "no group named \"\(name)\"")
         }
         return entry.pointee.gr_gid
+    }
+}
+
+/// The watchdog's test of health between two looks: audio was analysed (capture and DSP move),
+/// and inference kept up — it decided a window, or none is waiting.
+struct ProgressCheck {
+    private var samples = -1
+    private var decided = -1
+
+    mutating func advanced(samples: Int, decided: Int, queued: Int) -> Bool {
+        defer { (self.samples, self.decided) = (samples, decided) }
+        return samples > self.samples && (decided > self.decided || queued == 0)
     }
 }

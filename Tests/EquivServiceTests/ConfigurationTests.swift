@@ -31,7 +31,7 @@ import Testing
             }
             return String(assignment[..<end])
         }.joined(separator: "\n")
-        #expect(keys == 27)
+        #expect(keys == 28)
         #expect(try ServiceConfiguration(toml: uncommented, file: "uncommented") == ServiceConfiguration())
     }
 
@@ -156,5 +156,23 @@ import Testing
         #expect(!notifier.isActive)
         #expect(!notifier.notify("READY=1"))
         #expect(notifier.watchdogInterval == nil, "a watchdog meant for another process is not ours")
+    }
+}
+
+@Suite struct ProgressCheckTests {
+    @Test func healthyWhileAudioMovesAndInferenceKeepsUp() {
+        var check = ProgressCheck()
+        let looks = [
+            (1600, 0, 0, true),  // audio, nothing waiting
+            (3200, 2, 1, true),  // audio, windows decided
+            (3200, 3, 0, false),  // capture or DSP stuck: no new audio
+            (4800, 3, 5, false),  // inference stuck: windows wait, none decided
+            (6400, 3, 8, false),  // still stuck
+            (8000, 4, 8, true),  // inference moving again
+        ]
+        for (samples, decided, queued, healthy) in looks {
+            let verdict = check.advanced(samples: samples, decided: decided, queued: queued)
+            #expect(verdict == healthy, "samples \(samples), decided \(decided), queued \(queued)")
+        }
     }
 }
