@@ -385,3 +385,54 @@ def test_restart_after_kill_9_over_the_stale_socket(tmp_path):
     finally:
         second.terminate()
         second.wait()
+
+
+def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
+    """Binary garbage, a 10 MB line and 1000 connections at once, while a healthy client reads."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
+    sock = tmp_path / "s.sock"
+    config = tmp_path / "hostile.toml"
+    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\nspeed = 4\n'
+                      f'[socket]\npath = "{sock}"\n[model]\nbundle = "{ROOT / "Models"}"\n')
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(sock.exists, 30, "the socket")
+        healthy = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
+                                   stdout=subprocess.PIPE, text=True)
+        lines = Lines(healthy.stdout)
+        wait_until(lambda: lines.of("prediction"), 30, "the first prediction")
+
+        rng = np.random.default_rng(3)
+        garbage = socket.socket(socket.AF_UNIX)
+        garbage.connect(str(sock))
+        garbage.sendall(rng.integers(0, 256, 200_000, dtype=np.uint8).tobytes())
+        huge = socket.socket(socket.AF_UNIX)
+        huge.connect(str(sock))
+        huge.settimeout(30)
+        huge.sendall(b"{" + b"x" * 10_000_000 + b"}\n")
+        crowd = []
+        for _ in range(1000):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(str(sock))
+            crowd.append(c)
+        # The huge line was answered with request_too_long, not read into memory.
+        reply = b""
+        while b"request_too_long" not in reply:
+            reply += huge.recv(65536)
+        before = len(lines.of("prediction"))
+        wait_until(lambda: len(lines.of("prediction")) >= before + 8, 30, "predictions during the attack")
+        status = json.loads(subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)],
+                                           capture_output=True, text=True, check=True).stdout)
+        assert len(status["clients"]) >= 1000
+        for c in crowd + [garbage, huge]:
+            c.close()
+        seqs = [p["seq"] for p in lines.of("prediction")]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the healthy client lost or reordered events"
+        assert not [e for e in lines.of("error") if e["code"] == "events_dropped"]
+        assert daemon.poll() is None
+        healthy.terminate()
+    finally:
+        daemon.terminate()
+        assert daemon.wait(timeout=10) == 0
