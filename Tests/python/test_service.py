@@ -436,3 +436,36 @@ def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
     finally:
         daemon.terminate()
         assert daemon.wait(timeout=10) == 0
+
+
+def test_full_disk_under_the_clip_spool_loses_clips_not_predictions(tmp_path):
+    spool = tmp_path / "clips"
+    spool.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(spool)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        sock = tmp_path / "s.sock"
+        config = tmp_path / "spool.toml"
+        config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/normal-nominal.wav"}"\nloop = true\nspeed = 4\n'
+                          f'[socket]\npath = "{sock}"\n[model]\nbundle = "{ROOT / "Models"}"\n'
+                          f'[spool]\ndirectory = "{spool}"\nquota_bytes = 10000000\ncontext_seconds = 0\n')
+        daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
+        try:
+            wait_until(sock.exists, 30, "the socket")
+            tail = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
+                                    stdout=subprocess.PIPE, text=True)
+            lines = Lines(tail.stdout)
+            wait_until(lambda: len([e for e in lines.of("error") if e["code"] == "clip_failed"]) >= 2, 60, "clip_failed")
+            before = len(lines.of("prediction"))
+            wait_until(lambda: len(lines.of("prediction")) >= before + 4, 30, "predictions after the disk filled")
+            abstained = [p for p in lines.of("prediction") if p["fallback"] == "abstain"]
+            assert any(p["clip"] for p in abstained) and any(p["clip"] is None for p in abstained)
+            assert not list(spool.glob("*.partial")), "a failed clip leaves nothing behind"
+            assert daemon.poll() is None
+            tail.terminate()
+        finally:
+            daemon.terminate()
+            assert daemon.wait(timeout=10) == 0
+    finally:
+        subprocess.run(["umount", str(spool)])
