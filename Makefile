@@ -52,9 +52,10 @@ bench-replay: deps build
 soak: deps build
 	$(PYTHON) scripts/soak.py --equivd $(RELEASE_BIN)/equivd --audio-hours 24 --speed 100 --out soak.json
 
-# The loader fuzzers at length: 1M mutated files and 1M mutated graphs per seed, release build.
+# Every seeded-mutation fuzzer at length, release build: 1M inputs each (ONNX files, ONNX graphs,
+# audio files, bundle.json, socket request streams) per seed.
 fuzz: deps
-	for seed in 1 2 3; do EQUIVD_FUZZ_ITERATIONS=1000000 EQUIVD_FUZZ_SEED=$$seed $(SWIFT) test -c release -Xswiftc -enable-testing --filter LoaderFuzzTests; done
+	for seed in 1 2 3; do EQUIVD_FUZZ_ITERATIONS=1000000 EQUIVD_FUZZ_SEED=$$seed $(SWIFT) test -c release -Xswiftc -enable-testing --filter Fuzz; done
 
 # Re-export the whole-model fixtures with PyTorch and record onnxruntime's outputs.
 fixtures: deps-torch

@@ -66,9 +66,10 @@ let package = Package(
         ),
 
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
-        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile"]),
-        .testTarget(name: "EquivModelTests", dependencies: ["EquivModel"], exclude: ["Fixtures"]),
+        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile", "FuzzSupport"]),
+        .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
+        .testTarget(name: "EquivModelTests", dependencies: ["EquivModel", "FuzzSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore", "EquivAudio"]),
-        .testTarget(name: "EquivServiceTests", dependencies: ["EquivService", "EquivProtocol"]),
+        .testTarget(name: "EquivServiceTests", dependencies: ["EquivService", "EquivProtocol", "EquivCore", "FuzzSupport"]),
     ]
 )

@@ -73,22 +73,7 @@ public struct ModelBundle: Sendable {
         guard let data = FileManager.default.contents(atPath: manifestPath) else {
             throw fail(nil, "cannot read (is \(directory) a model bundle?)")
         }
-        let manifest: BundleManifest
-        do {
-            manifest = try JSONDecoder().decode(BundleManifest.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw fail((context.codingPath + [key]).map(\.stringValue).joined(separator: "."), "missing")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw fail(context.codingPath.map(\.stringValue).joined(separator: "."), context.debugDescription)
-        } catch let DecodingError.dataCorrupted(context) {
-            throw fail(context.codingPath.map(\.stringValue).joined(separator: ".").nilIfEmpty, context.debugDescription)
-        } catch {
-            throw fail(nil, "not valid JSON: \(error)")
-        }
-        guard manifest.format == Self.supportedFormat else {
-            throw fail("format", "is \(manifest.format); this equivd reads format \(Self.supportedFormat)")
-        }
-        guard !manifest.classes.isEmpty else { throw fail("classes", "is empty") }
+        let manifest = try BundleManifest(json: data, path: manifestPath)
         if let field = Self.firstDifference(manifest.frontEnd, frontEnd) {
             throw fail("front_end.\(field.name)", "is \(field.bundle) but this equivd's front end uses \(field.ours)")
         }
@@ -151,4 +136,30 @@ public struct ModelBundle: Sendable {
 
 extension String {
     fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
+}
+
+extension BundleManifest {
+    /// Decodes and checks bundle.json's text; an error names the field. Reads no other file.
+    public init(json data: Data, path: String) throws(BundleError) {
+        func fail(_ field: String?, _ reason: String) -> BundleError {
+            BundleError(path: path, field: field, reason: reason)
+        }
+        let manifest: BundleManifest
+        do {
+            manifest = try JSONDecoder().decode(BundleManifest.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw fail((context.codingPath + [key]).map(\.stringValue).joined(separator: "."), "missing")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            throw fail(context.codingPath.map(\.stringValue).joined(separator: "."), context.debugDescription)
+        } catch let DecodingError.dataCorrupted(context) {
+            throw fail(context.codingPath.map(\.stringValue).joined(separator: ".").nilIfEmpty, context.debugDescription)
+        } catch {
+            throw fail(nil, "not valid JSON: \(error)")
+        }
+        guard manifest.format == ModelBundle.supportedFormat else {
+            throw fail("format", "is \(manifest.format); this equivd reads format \(ModelBundle.supportedFormat)")
+        }
+        guard !manifest.classes.isEmpty else { throw fail("classes", "is empty") }
+        self = manifest
+    }
 }

@@ -232,9 +232,7 @@ private final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
     private let server: EventServer
     private var context: ChannelHandlerContext?
     private var pending = CircularBuffer<ByteBuffer>()
-    private var request = ByteBuffer()
-    /// Set after an over-long request line, until its end is seen.
-    private var discardingLine = false
+    private var requests: RequestReader
     private(set) var dropped = 0
     private var droppedUntold = 0
     private var droppedInRow = 0
@@ -243,6 +241,7 @@ private final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
     init(server: EventServer, id: Int) {
         self.server = server
         self.id = id
+        requests = RequestReader(limit: server.settings.maxRequestBytes)
     }
 
     var queued: Int { pending.count }
@@ -328,49 +327,12 @@ private final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        let limit = server.settings.maxRequestBytes
-        while let byte = incoming.readInteger(as: UInt8.self) {
-            if byte == UInt8(ascii: "\n") {
-                if discardingLine {
-                    discardingLine = false
-                } else {
-                    handleLine()
-                }
-                request.clear()
-            } else if !discardingLine {
-                request.writeInteger(byte)
-                if request.readableBytes > limit {
-                    reply(ErrorEvent(code: "request_too_long", message: "a request line may be at most \(limit) bytes"))
-                    discardingLine = true
-                    request.clear()
-                }
+        let incoming = unwrapInboundIn(data)
+        for item in requests.feed(incoming.readableBytesView) {
+            switch item {
+            case .request(let request): server.handle(request, from: self)
+            case .error(let code, let message): enqueue(ByteBuffer(string: EventProtocol.line(ErrorEvent(code: code, message: message))))
             }
-        }
-    }
-
-    private func handleLine() {
-        let text = String(buffer: request).trimmingCharacters(in: .whitespaces)
-        guard !text.isEmpty else { return }
-        do {
-            let parsed = try EventProtocol.decode(Request.self, from: Substring(text))
-            server.handle(parsed, from: self)
-        } catch {
-            reply(ErrorEvent(code: "bad_request", message: "expected {\"cmd\":\"status\"} or {\"cmd\":\"reload\"}: \(Self.reason(error))"))
-        }
-    }
-
-    private func reply(_ event: ErrorEvent) {
-        enqueue(ByteBuffer(string: EventProtocol.line(event)))
-    }
-
-    private static func reason(_ error: Error) -> String {
-        switch error {
-        case DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty: "not valid JSON"
-        case DecodingError.dataCorrupted(let c): "bad value at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
-        case DecodingError.keyNotFound(let key, _): "missing \"\(key.stringValue)\""
-        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c): "bad value at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
-        default: "unknown command"
         }
     }
 }

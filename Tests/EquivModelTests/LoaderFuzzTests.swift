@@ -1,43 +1,17 @@
 import Foundation
+import FuzzSupport
 import Testing
 
 @testable import EquivModel
-
-/// SplitMix64: a small deterministic generator, so every fuzz run can be replayed from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Seeded mutation fuzzing of the whole load path: decode, plan, run. Every mutated model must
 /// either run or fail with a ModelError; a crash fails the suite. Iterations come from
 /// EQUIVD_FUZZ_ITERATIONS (CI runs a short pass; `make fuzz` runs 100k in release).
 @Suite struct LoaderFuzzTests {
-    static let iterations = ProcessInfo.processInfo.environment["EQUIVD_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 2000
-    static let seed = ProcessInfo.processInfo.environment["EQUIVD_FUZZ_SEED"].flatMap(UInt64.init) ?? 20_261_129
+    static let iterations = Fuzz.iterations(default: 2000)
+    static let seed = Fuzz.seed
 
-    static func mutate(_ data: Data, _ rng: inout SplitMix64) -> Data {
-        var bytes = [UInt8](data)
-        for _ in 0..<Int.random(in: 1...4, using: &rng) {
-            guard !bytes.isEmpty else { break }
-            let at = Int.random(in: 0..<bytes.count, using: &rng)
-            switch Int.random(in: 0..<6, using: &rng) {
-            case 0: bytes[at] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng))  // flip a bit
-            case 1: bytes[at] = UInt8.random(in: 0...255, using: &rng)  // replace a byte
-            case 2: bytes[at] = [0x00, 0x01, 0x7F, 0x80, 0xFF][Int.random(in: 0..<5, using: &rng)]  // boundary value
-            case 3: bytes.removeSubrange(at..<min(bytes.count, at + Int.random(in: 1...16, using: &rng)))  // cut
-            case 4: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + 8)], at: at)  // duplicate
-            default: bytes = Array(bytes.prefix(at))  // truncate
-            }
-        }
-        return Data(bytes)
-    }
+    static func mutate(_ data: Data, _ rng: inout SplitMix64) -> Data { Data(Fuzz.mutate([UInt8](data), &rng)) }
 
     @Test("mutated models load, plan and run or fail with a typed error; none crash")
     func fuzzLoader() throws {
