@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay soak fuzz fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay soak sanitize fuzz fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -75,3 +75,11 @@ samples: deps
 
 clean:
 	rm -rf .build
+
+# ThreadSanitizer over the service: its Swift suites, then the daemon under the end-to-end tests
+# (audio paced at 1x; a race makes the daemon exit 66). AddressSanitizer the same way.
+sanitize: deps
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter "EquivServiceTests|ALSACapture|SampleRing"
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" EQUIVD=.build-tsan/debug/equivd EQUIVD_TEST_SPEED=1 $(PYTHON) -m pytest -q Tests/python/test_service.py
+	$(SWIFT) test --sanitize=address --scratch-path .build-asan --filter "EquivServiceTests|ALSACapture|SampleRing|Fuzz"
+	ASAN_OPTIONS="detect_leaks=0" EQUIVD=.build-asan/debug/equivd EQUIVD_TEST_SPEED=1 $(PYTHON) -m pytest -q Tests/python/test_service.py
