@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay soak sanitize fuzz fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay table-swift soak sanitize fuzz fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -69,6 +69,11 @@ onnx-proto:
 models: deps-torch build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain models --data data --out Models --table docs/results.md
 	PYTHONPATH=Training $(PYTHON) -m equivtrain samples --out Samples
+
+# The results table again through equivd replay, side by side in docs/results.md (about 15 minutes;
+# needs the test sets of a `make models` run in data/).
+table-swift: deps build
+	PYTHONPATH=Training $(PYTHON) -m equivtrain table-swift --equivd $(RELEASE_BIN)/equivd
 
 samples: deps
 	PYTHONPATH=Training $(PYTHON) -m equivtrain samples --out Samples

@@ -205,7 +205,7 @@ def main(argv=None):
     t.add_argument("--bundle", default="Models")
     t.add_argument("--equivd", default=".build/release/equivd")
     t.add_argument("--results", default="docs/results.md", help="where the Python figures are read")
-    t.add_argument("--out", default="docs/results-swift.md")
+    t.add_argument("--out", default="docs/results.md", help="the table replaces its marked section here")
     t.add_argument("--work", default="data/table-swift", help="manifests and per-run reports")
     t.set_defaults(run=table_swift)
     args = ap.parse_args(argv)

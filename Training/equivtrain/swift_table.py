@@ -56,4 +56,11 @@ def run(data, bundle, equivd, results_md, out, work):
             lines.append(f"| {title} | {name} | {py:.1f} | {r['accuracy']:.1f} | {r['accuracy'] - py:+.1f} | "
                          f"{r['labelled_windows']} | {r['ms_per_window']:.2f} |")
             print(lines[-1], flush=True)
-    pathlib.Path(out).write_text("\n".join(lines) + "\n")
+    # The table goes between the markers of its section in `out` (docs/results.md).
+    text = pathlib.Path(out).read_text()
+    begin, end = "<!-- table-swift -->", "<!-- /table-swift -->"
+    if begin in text and end in text:
+        text = text[:text.index(begin) + len(begin)] + "\n" + "\n".join(lines) + "\n" + text[text.index(end):]
+    else:
+        text += f"\n{begin}\n" + "\n".join(lines) + f"\n{end}\n"
+    pathlib.Path(out).write_text(text)
