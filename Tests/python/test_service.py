@@ -258,7 +258,7 @@ def test_bad_configuration_names_the_key_and_line(tmp_path):
     assert f"{config}:3: socket.status_intervall: unknown key" in run.stderr
 
 
-def test_file_source_ends_the_run_and_matches_replay(tmp_path):
+def test_file_source_ends_the_run_and_removes_the_socket(tmp_path):
     sock = tmp_path / "s.sock"
     daemon = subprocess.Popen([EQUIVD, "run", "--file", str(ROOT / "Samples/gear-nominal.wav"), "--pace", "fast",
                                "--socket", str(sock)], stderr=subprocess.PIPE, text=True)
