@@ -20,8 +20,9 @@ public struct ALSACaptureConfiguration: Sendable {
     public var bufferFrames = 6400
     /// Seconds of audio the ring between the capture thread and the reader holds.
     public var ringSeconds = 10.0
-    /// Reopen delays after the device disappears: doubling from `initial` up to `maximum` seconds.
-    public var reconnectBackoff = Backoff(initial: 0.1, maximum: 5)
+    /// Reopen delays after the device disappears: doubling from `initial` up to `maximum` seconds,
+    /// so a device that comes back is in use again within about a second.
+    public var reconnectBackoff = Backoff(initial: 0.1, maximum: 1)
 
     public init() {}
 }

@@ -473,3 +473,73 @@ def test_full_disk_under_the_clip_spool_loses_clips_not_predictions(tmp_path):
             assert daemon.wait(timeout=10) == 0
     finally:
         subprocess.run(["umount", str(spool)])
+
+
+def test_capture_device_lost_and_returned(tmp_path):
+    """A device that fails (alsa-lib's file plugin cannot write its copy: a full disk) and comes
+    back (space freed): errors, reopen attempts, then capture and events resume within 2 s."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "asound.conf").write_text(
+        f'pcm.equivtest {{ type file; slave.pcm {{ type null }}; file "{disk / "copy.raw"}"; infile "{fifo}"; format "raw" }}\n')
+    sock = tmp_path / "s.sock"
+    (tmp_path / "equivd.toml").write_text(
+        f'[source]\ndevice = "equivtest"\nalsa_config = "{tmp_path / "asound.conf"}"\nformat = "S16_LE"\n'
+        f'[model]\nbundle = "{ROOT / "Models"}"\n[socket]\npath = "{sock}"\n')
+    stop = threading.Event()
+    samples = read_wav(ROOT / "Samples/gear-nominal.wav")
+
+    def pace():  # the "microphone": reopens the FIFO whenever the device closed it
+        n = 0
+        while not stop.is_set():
+            try:
+                with open(fifo, "wb", buffering=0) as f:
+                    while not stop.is_set():
+                        i = (n * PERIOD) % (len(samples) - PERIOD)
+                        f.write(samples[i:i + PERIOD].astype("<i2").tobytes())
+                        n += 1
+                        time.sleep(PERIOD / RATE / 2)
+            except BrokenPipeError:
+                continue
+
+    threading.Thread(target=pace, daemon=True).start()
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(tmp_path / "equivd.toml")])
+    try:
+        wait_until(sock.exists, 30, "the socket")
+        tail = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
+                                stdout=subprocess.PIPE, text=True)
+        lines = Lines(tail.stdout)
+        wait_until(lambda: lines.of("prediction"), 30, "predictions")
+
+        def status():
+            return json.loads(subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)],
+                                             capture_output=True, text=True, check=True).stdout)
+
+        # Remove the device: fill its disk, so its next write fails and every reopen fails soon.
+        subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=4k"], capture_output=True)
+        wait_until(lambda: status()["reconnects"] >= 2, 30, "capture errors and reopen attempts")
+        lost = status()
+        print("device lost:", lost["reconnects"], "reopens, last error:", lost["last_error"])
+        assert lost["last_error"]
+        # Return it; capture must resume within 2 s and predictions flow again.
+        before = len(lines.of("prediction"))
+        (disk / "filler").unlink()
+        returned = time.monotonic()
+        stream_before = status()["audio_seconds"]
+        wait_until(lambda: status()["audio_seconds"] > stream_before + 0.5, 10, "audio after the device returned")
+        recovered = time.monotonic() - returned
+        print(f"device returned: audio flowing again after {recovered:.2f} s")
+        assert recovered < 2.0, "reconnect within 2 s of the device's return"
+        wait_until(lambda: len(lines.of("prediction")) > before + 2, 10, "predictions after the device returned")
+        assert daemon.poll() is None
+        tail.terminate()
+    finally:
+        stop.set()
+        daemon.terminate()
+        daemon.wait(timeout=10)
+        subprocess.run(["umount", "-l", str(disk)])
