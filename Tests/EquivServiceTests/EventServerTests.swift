@@ -54,7 +54,9 @@ import Testing
         defer { server.stop() }
         let healthy = try EventConnection(path: folder.file("s.sock"), timeout: 10)
         let stalled = try EventConnection(path: folder.file("s.sock"), timeout: 10)
-        #expect(try healthy.readLine().map { EventProtocol.type(of: $0) } == "error")  // the test's hello
+        // Both read their hello (the test's is an error event): both are registered before the first publish.
+        #expect(try healthy.readLine().map { EventProtocol.type(of: $0) } == "error")
+        #expect(try stalled.readLine().map { EventProtocol.type(of: $0) } == "error")
         let count = 1500
         let received = Received()
         nonisolated(unsafe) let healthyReader = healthy  // used only by the thread from here on
@@ -100,6 +102,7 @@ import Testing
         let server = try makeServer(bufferEvents: 4, dropLimit: 50)
         defer { server.stop() }
         let stalled = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        _ = try stalled.readLine()  // its hello: registered before the first publish
         let padding = String(repeating: "y", count: 2000)
         for i in 0..<500 { server.publish(EventProtocol.line(ErrorEvent(code: "n", message: "\(i) \(padding)"))) }
         // Runs on the loop after every publish above: by then the client has been dropped.
