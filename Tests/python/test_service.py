@@ -162,6 +162,17 @@ context_seconds = 0.5
     notify.sock.close()
 
 
+def looping_daemon(folder, sock, sample="gear-nominal.wav", speed=1, extra=""):
+    """`equivd run` playing a bundled sample in a loop at `speed`× real time on socket `sock`,
+    configured by a file in `folder` (readable by anyone, for the tests that switch users);
+    `extra` adds settings (TOML keys after [socket], or further sections)."""
+    config = pathlib.Path(folder) / "loop.toml"
+    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples" / sample}"\nloop = true\nspeed = {speed}\n'
+                      f'[model]\nbundle = "{ROOT / "Models"}"\n[socket]\npath = "{sock}"\n{extra}')
+    config.chmod(0o644)
+    return subprocess.Popen([EQUIVD, "run", "--config", str(config)])
+
+
 def replay_predictions(wav):
     out = subprocess.run([EQUIVD, "replay", str(wav), "--json"], check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines()]
@@ -310,10 +321,7 @@ def test_socket_refuses_users_outside_its_group(tmp_path):
     folder = pathlib.Path(tempfile.mkdtemp(prefix="equivd-perm-"))
     folder.chmod(0o755)  # reachable by anyone; the socket itself is 0660 root:root
     sock = folder / "s.sock"
-    config = folder / "loop.toml"
-    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\n'
-                      f'[socket]\npath = "{sock}"\n[model]\nbundle = "{ROOT / "Models"}"\n')
-    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
+    daemon = looping_daemon(folder, sock)
     try:
         wait_until(sock.exists, 30, "the socket")
         as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -331,11 +339,7 @@ def test_reload_only_for_root_and_the_sockets_group(tmp_path):
     folder = pathlib.Path(tempfile.mkdtemp(prefix="equivd-peer-"))
     folder.chmod(0o755)
     sock = folder / "s.sock"
-    config = folder / "open.toml"
-    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\n'
-                      f'[socket]\npath = "{sock}"\nmode = "0666"\n[model]\nbundle = "{ROOT / "Models"}"\n')
-    config.chmod(0o644)
-    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
+    daemon = looping_daemon(folder, sock, extra='mode = "0666"\n')
     try:
         wait_until(sock.exists, 30, "the socket")
         as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -355,10 +359,7 @@ def test_socket_folder_removed_while_running_is_recreated(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     sock = folder / "s.sock"
-    config = tmp_path / "loop.toml"
-    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\n'
-                      f'[socket]\npath = "{sock}"\n[model]\nbundle = "{ROOT / "Models"}"\n')
-    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    daemon = looping_daemon(tmp_path, sock)
     try:
         wait_until(sock.exists, 30, "the socket")
         connected = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
@@ -400,10 +401,7 @@ def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
     sock = tmp_path / "s.sock"
-    config = tmp_path / "hostile.toml"
-    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\nspeed = {SPEED * 2 / 3}\n'
-                      f'[socket]\npath = "{sock}"\n[model]\nbundle = "{ROOT / "Models"}"\n')
-    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    daemon = looping_daemon(tmp_path, sock, speed=SPEED * 2 / 3)
     try:
         wait_until(sock.exists, 30, "the socket")
         healthy = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
@@ -453,11 +451,8 @@ def test_full_disk_under_the_clip_spool_loses_clips_not_predictions(tmp_path):
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
     try:
         sock = tmp_path / "s.sock"
-        config = tmp_path / "spool.toml"
-        config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/normal-nominal.wav"}"\nloop = true\nspeed = 4\n'
-                          f'[socket]\npath = "{sock}"\n[model]\nbundle = "{ROOT / "Models"}"\n'
-                          f'[spool]\ndirectory = "{spool}"\nquota_bytes = 10000000\ncontext_seconds = 0\n')
-        daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
+        daemon = looping_daemon(tmp_path, sock, "normal-nominal.wav", speed=4,
+                                extra=f'[spool]\ndirectory = "{spool}"\nquota_bytes = 10000000\ncontext_seconds = 0\n')
         try:
             wait_until(sock.exists, 30, "the socket")
             tail = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
