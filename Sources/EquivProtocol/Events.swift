@@ -225,8 +225,8 @@ public struct StatusEvent: Codable, Sendable {
 public struct ErrorEvent: Codable, Sendable {
     public var type = "error"
     public var v = EventProtocol.version
-    /// A stable identifier: `bad_request`, `request_too_long`, `events_dropped`, `reload_failed`,
-    /// `clip_failed`, `source`.
+    /// A stable identifier: `bad_request`, `request_too_long`, `events_dropped`, `permission_denied`,
+    /// `reload_failed`, `clip_failed`.
     public var code: String
     public var message: String
     /// For `events_dropped`: how many events this client lost since it was last told.

@@ -118,8 +118,7 @@ public final class Daemon: @unchecked Sendable {
         if decision.fallback == .abstain {
             clip = spoolClip(window)
         }
-        let latency = window.completedAt.duration(to: .now).seconds * 1000
-        server.publish(EventProtocol.line(PredictionEvent(window: window, decision: decision, source: source, latencyMs: latency, clip: clip)))
+        server.publish(EventProtocol.line(PredictionEvent(window: window, decision: decision, source: source, clip: clip)))
     }
 
     /// Writes an abstained window with `spool.context_seconds` before it; a failure (disk full,

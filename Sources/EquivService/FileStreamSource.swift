@@ -49,7 +49,3 @@ final class FileStreamSource: AudioSource, @unchecked Sendable {
         }
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

@@ -139,3 +139,7 @@ public final class Pipeline: @unchecked Sendable {
         }
     }
 }
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

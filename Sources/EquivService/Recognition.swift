@@ -36,8 +36,9 @@ public struct Recognition: @unchecked Sendable {
 }
 
 extension PredictionEvent {
-    /// The event for one decided window.
-    public init(window w: AnalysedWindow, decision d: Decision, source: String, latencyMs: Double, clip: String? = nil) {
+    /// The event for one decided window; its latency runs to now, when the event is made.
+    public init(window w: AnalysedWindow, decision d: Decision, source: String, clip: String? = nil) {
+        let latencyMs = w.completedAt.duration(to: .now).seconds * 1000
         self.init(
             seq: w.seq, source: source, streamStart: w.streamStart, streamEnd: w.streamEnd,
             wallStart: w.wallStart, wallEnd: w.wallEnd, label: d.label, p: Double(d.probability),

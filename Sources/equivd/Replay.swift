@@ -62,10 +62,7 @@ struct Replay: ParsableCommand {
                 source: source, sourceName: path, frontEnd: frontEnd, recognizer: recognizer, windowQueue: 8,
                 dropWhenFull: false, historySeconds: 0,
                 onDecision: { window, decision in
-                    let latency = window.completedAt.duration(to: .now)
-                    let event = PredictionEvent(
-                        window: window, decision: decision, source: path,
-                        latencyMs: Double(latency.components.attoseconds) * 1e-15 + Double(latency.components.seconds) * 1e3)
+                    let event = PredictionEvent(window: window, decision: decision, source: path)
                     tally.add(event, expected: expected)
                     guard printWindows else { return }
                     if json {
