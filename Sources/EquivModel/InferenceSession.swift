@@ -22,7 +22,7 @@ public final class InferenceSession {
     ///
     /// They also share float constants that are equal (a classifier planned for two batch
     /// sizes keeps one copy of its weights; kernels only read them) and the buffers of
-    /// intermediate values, which are dead between runs.
+    /// intermediate values, which are dead between runs. Inputs and outputs stay each session's own.
     public final class Workspace: @unchecked Sendable {
         let scratch = ScratchSpace()
         let constants = ConstantPool()
@@ -96,7 +96,15 @@ public final class InferenceSession {
         for name in model.outputNames {
             let location = "output '\(name)'"
             guard let value = planner.values[name] else { throw ModelError(.invalidModel, location, "is never computed") }
-            let b = try planner.buffer(for: value, location: location, role: "output")
+            var b = try planner.buffer(for: value, location: location, role: "output")
+            if let shared = options.workspace?.buffers, shared.owns(b.pointer) {
+                // Other sessions of the workspace write this buffer when they run: the result is
+                // copied out to a buffer of this session's own, so it outlives their runs.
+                let source = b.pointer, count = b.count
+                b = FloatBuffer(shape: b.shape, pointer: try arena.floats(count, location))
+                let target = b.pointer
+                planner.kernels.append((location, { target.update(from: source, count: count) }))
+            }
             outputs.append(Port(name: name, shape: b.shape, buffer: UnsafeMutableBufferPointer(start: b.pointer, count: b.count)))
         }
         try planner.scratch.allocate(limit: options.maximumFloats - arena.floatCount)

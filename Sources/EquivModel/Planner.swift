@@ -78,9 +78,12 @@ final class BufferPool {
         return pointer
     }
 
+    /// Whether `pointer` is one of this pool's buffers.
+    func owns(_ pointer: UnsafeMutablePointer<Float>) -> Bool { capacities[pointer] != nil }
+
     /// Makes a buffer from `take` available again; other pointers (views, inputs) are ignored.
     func release(_ pointer: UnsafeMutablePointer<Float>) {
-        if let capacity = capacities[pointer] { free.append((pointer, capacity)) }
+        if owns(pointer) { free.append((pointer, capacities[pointer]!)) }
     }
 }
 

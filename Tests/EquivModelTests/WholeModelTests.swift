@@ -54,6 +54,11 @@ import Testing
                 separate[i].0.run()
                 #expect(Array(session.outputs[0].buffer) == Array(separate[i].0.outputs[0].buffer), "session \(i), round \(round)")
             }
+            // Each session's inputs and outputs are its own: running the others left them intact.
+            for i in shared.indices {
+                #expect(Array(shared[i].0.outputs[0].buffer) == Array(separate[i].0.outputs[0].buffer), "session \(i) output kept")
+                #expect(Array(shared[i].0.inputs[0].buffer) == Array(separate[i].0.inputs[0].buffer), "session \(i) input kept")
+            }
         }
     }
 }
