@@ -83,6 +83,7 @@ final class ALSAPCM: @unchecked Sendable {
         self.device = device
         self.handle = handle!
         self.configuration = configuration
+        try startIfPrepared()  // a throw from here on closes the device in deinit
     }
 
     /// Turns a negative alsa-lib return code into an `ALSAError` naming the device and function.
@@ -153,5 +154,14 @@ final class ALSAPCM: @unchecked Sendable {
     /// Restarts the stream after an overrun or a suspend.
     func recover(from error: ALSAError) throws(ALSAError) {
         try Checker(device: device)("snd_pcm_recover", snd_pcm_recover(handle, error.code, 1))
+        try startIfPrepared()
+    }
+
+    /// Starts a prepared stream. A sound card raises no period interrupt before it runs, so a
+    /// prepared capture stream never becomes readable and `wait` would time out for ever; a
+    /// resumed one is running already.
+    private func startIfPrepared() throws(ALSAError) {
+        guard snd_pcm_state(handle) == SND_PCM_STATE_PREPARED else { return }
+        try Checker(device: device)("snd_pcm_start", snd_pcm_start(handle))
     }
 }

@@ -49,8 +49,10 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Serves until SIGTERM/SIGINT (or the end of a file source); returns once everything is
-    /// closed and the socket file is gone.
-    public func run() throws {
+    /// closed and the socket file is gone. Returns false when inference was still inside a model
+    /// call (stuck) at the stop: the process must then end with `_exit`, since the destructors
+    /// `exit` runs (OpenBLAS frees its buffers) would pull memory from under that call.
+    public func run() throws -> Bool {
         let (configuration, recognition) = state.withLock { ($0.configuration, $0.recognition) }
         let c = configuration.source
         let sourceName: String
@@ -108,7 +110,7 @@ public final class Daemon: @unchecked Sendable {
         notifier.notify("READY=1\nSTATUS=serving \(sourceName) on \(s.path)\nMAINPID=\(getpid())")
 
         stopped.wait()
-        shutdown()
+        return shutdown()
     }
 
     // MARK: Events
@@ -233,13 +235,17 @@ public final class Daemon: @unchecked Sendable {
         statusLine = timer
     }
 
-    private func shutdown() {
+    private func shutdown() -> Bool {
         notifier.notify("STOPPING=1\nSTATUS=stopping")
         watchdog?.cancel()
         statusLine?.cancel()
         stopSource()
-        pipeline.wait(timeout: 1)
+        let finished = pipeline.wait(timeout: 1)
+        if !finished {
+            FileHandle.standardError.write(Data("equivd: inference still busy 1 s after the stop; not waiting for it\n".utf8))
+        }
         server.stop()
+        return finished
     }
 
     private func stopSource() {

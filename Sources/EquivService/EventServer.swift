@@ -2,6 +2,7 @@ import EquivProtocol
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Why the socket could not be served, naming the path or the config key involved.
 public struct ServerError: Error, CustomStringConvertible {
@@ -55,6 +56,8 @@ public final class EventServer: @unchecked Sendable {
     private let callbacks: Callbacks
     private let group: MultiThreadedEventLoopGroup
     fileprivate let loop: EventLoop
+    /// False once `stop()` has shut the loop down.
+    private let accepting = Mutex(true)
     private var serverChannel: Channel?
     // Loop-confined.
     private var clients: [ObjectIdentifier: ClientHandler] = [:]
@@ -144,10 +147,13 @@ public final class EventServer: @unchecked Sendable {
         }
     }
 
-    /// Sends `line` (one encoded event) to every client. Callable from any thread.
+    /// Sends `line` (one encoded event) to every client. Callable from any thread; after `stop()`
+    /// it does nothing (a decision that finishes during shutdown has nowhere to go).
     public func publish(_ line: String) {
         let buffer = ByteBuffer(string: line)
-        loop.execute { [self] in broadcastOnLoop(buffer) }
+        accepting.withLock { accepting in
+            if accepting { loop.execute { [self] in broadcastOnLoop(buffer) } }
+        }
     }
 
     /// Gives each client what it can still take within about half a second, closes every
@@ -162,6 +168,7 @@ public final class EventServer: @unchecked Sendable {
         }.flatMap { $0 }
         try? done.wait()
         unlink(settings.path)
+        accepting.withLock { $0 = false }
         try? group.syncShutdownGracefully()
     }
 

@@ -41,7 +41,10 @@ struct Run: ParsableCommand {
         let daemon = try Daemon(loadConfiguration: { () throws(ConfigurationError) -> ServiceConfiguration in
             try overrides.configuration()
         })
-        try daemon.run()
+        guard try daemon.run() else {
+            fflush(nil)
+            _exit(0)  // inference is stuck in a model call: skip the exit-time destructors under it
+        }
     }
 
     /// The file's settings (or the defaults) with this command line's flags applied.
