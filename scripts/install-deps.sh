@@ -20,6 +20,8 @@ APT_PACKAGES=(
     sox                 # makes the bundled samples and benchmark audio
     valgrind            # the benchmark's allocation check (callgrind)
     systemd             # systemd-analyze: the tests verify the unit and its exposure
+    gcc                 # builds the fault tests' clocked ALSA capture plugin (Tests/alsa)
+    strace              # the test that the daemon writes only to its spool and runtime folders
     python3-venv python3-numpy python3-scipy python3-pytest python3-onnx
 )
 [ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch)
