@@ -5,12 +5,12 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay table-swift soak sanitize fuzz fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay table-swift soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
 
-test: deps-torch build-debug swift-test python-test
+test: deps-torch build-debug swift-test python-test libfuzzer-short
 
 deps:
 	@scripts/install-deps.sh
@@ -84,8 +84,17 @@ clean:
 # ThreadSanitizer over the service: its Swift suites, then the daemon under the end-to-end tests
 # (audio paced at 1x; a race makes the daemon exit 66). AddressSanitizer the same way, with
 # LeakSanitizer on (scripts/lsan.supp: TOMLKit's and XCTest's own leaks).
+# libFuzzer (coverage-guided, AddressSanitizer) on the audio-file reader, the ONNX loader,
+# bundle.json and the socket request reader: 1M executions each (Fuzz/run.sh; Fuzz/ is its own package).
+libfuzzer: deps
+	Fuzz/run.sh 1000000 3600
+
+# The short libFuzzer pass `make test` runs: 20 000 executions or a minute per harness.
+libfuzzer-short:
+	Fuzz/run.sh 20000 60
+
 sanitize: deps
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter "EquivServiceTests|ALSACapture|SampleRing"
-	TSAN_OPTIONS="halt_on_error=1 exitcode=66" EQUIVD=.build-tsan/debug/equivd EQUIVD_TEST_SPEED=1 $(PYTHON) -m pytest -q Tests/python/test_service.py
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" EQUIVD=.build-tsan/debug/equivd EQUIVD_TEST_SPEED=1 $(PYTHON) -m pytest -q Tests/python/test_service.py Tests/python/test_faults.py
 	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter "EquivServiceTests|ALSACapture|SampleRing"
-	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp EQUIVD=.build-asan/debug/equivd EQUIVD_TEST_SPEED=1 $(PYTHON) -m pytest -q Tests/python/test_service.py
+	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp EQUIVD=.build-asan/debug/equivd EQUIVD_TEST_SPEED=1 $(PYTHON) -m pytest -q Tests/python/test_service.py Tests/python/test_faults.py

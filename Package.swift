@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "EquivAudio", targets: ["EquivAudio"]),
         .library(name: "EquivModel", targets: ["EquivModel"]),
         .library(name: "EquivCore", targets: ["EquivCore"]),
+        .library(name: "EquivProtocol", targets: ["EquivProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -66,10 +67,12 @@ let package = Package(
         ),
 
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
-        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile", "FuzzSupport"]),
+        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile", "FuzzSupport"], exclude: ["FuzzSeeds"]),
         .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
         .testTarget(name: "EquivModelTests", dependencies: ["EquivModel", "FuzzSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore", "EquivAudio"]),
-        .testTarget(name: "EquivServiceTests", dependencies: ["EquivService", "EquivProtocol", "EquivCore", "FuzzSupport"]),
+        .testTarget(
+            name: "EquivServiceTests", dependencies: ["EquivService", "EquivProtocol", "EquivCore", "FuzzSupport"],
+            exclude: ["FuzzSeeds"]),
     ]
 )

@@ -44,7 +44,7 @@ final class ClipSpool: Sendable {
         var clips = names.filter { $0.hasSuffix(".wav") }.sorted().map { name -> (String, Int) in
             let path = (directory as NSString).appendingPathComponent(name)
             let size = (try? fm.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            return (path, size ?? 0)
+            return (path, size)
         }
         var total = clips.reduce(0) { $0 + $1.1 }
         while total > quotaBytes, !clips.isEmpty {
