@@ -36,8 +36,9 @@ python-test:
 bench: deps build
 	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd --alloc-check --memory-check
 
-# Batch-1 latency versus onnxruntime. OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
-bench-model: deps-torch build
+# Batch-1 latency of the bundled models versus onnxruntime. EQUIVD_CONV_ISA=avx2 (or portable)
+# picks a narrower convolution kernel; OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
+bench-model: deps build
 	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
 
 # equivd run live on the ALSA file-plugin device in real time: CPU, RSS, latency to a socket client.

@@ -28,12 +28,14 @@ let package = Package(
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h>
+        // The direct convolution kernels (AVX-512, AVX2 or portable C, chosen at run time).
+        .target(name: "CDirectConv", cSettings: [.unsafeFlags(["-O2"])]),
 
         .target(name: "EquivDSP", dependencies: ["CFFTW"]),
         .target(name: "EquivAudio", dependencies: ["CALSA", "CSndFile", "CSampleRate"]),
         .target(
             name: "EquivModel",
-            dependencies: ["CBLAS", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["CBLAS", "CDirectConv", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/README.md"]
         ),
 

@@ -1,12 +1,12 @@
-"""Batch-1 latency of a classifier-sized CNN: equivd's runtime versus onnxruntime (one intra-op
-thread) on the same .onnx file, interleaved in one run.
+"""Batch-1 latency of the default bundle's models: equivd's runtime versus onnxruntime (one
+intra-op thread) on the same .onnx files, interleaved in one run.
 
     make bench-model     # or: .venv/bin/python bench/model_bench.py --equivd .build/release/equivd
 
-Until Training/ provides the default classifier, the network is a stand-in of about 1M
-parameters on a 1x1x168x100 spectrogram window (four Conv+BN+ReLU blocks, max-pooling, mean over
-time, two linear layers), exported by torch.onnx.export. Needs Debian's python3-torch and
-onnxruntime from pip (scripts/setup-train-env.sh makes .venv with both).
+The models are Models/classifier.onnx (the frozen classifier, ~0.86 M parameters) and
+Models/canonicalizer.onnx, both on one 1x1x168x100 spectrogram window. equivd picks its
+convolution kernel for the CPU (EQUIVD_CONV_ISA=avx2 or =portable asks for a narrower one) and
+OpenBLAS its own (OPENBLAS_CORETYPE when set); both names are printed.
 """
 
 import argparse
@@ -18,86 +18,59 @@ import time
 
 import numpy as np
 import onnxruntime as ort
-import torch
-from torch import nn
 
 HERE = pathlib.Path(__file__).resolve().parent
+MODELS = [HERE.parent / "Models/classifier.onnx", HERE.parent / "Models/canonicalizer.onnx"]
 SHAPE = (1, 1, 168, 100)
 
 
-class StandInClassifier(nn.Module):
-    def __init__(self, classes=5):
-        super().__init__()
-
-        def block(cin, cout, pool):
-            layers = [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
-            return layers + ([nn.MaxPool2d(2)] if pool else [])
-
-        self.features = nn.Sequential(*block(1, 16, True), *block(16, 32, True), *block(32, 64, True),
-                                      *block(64, 128, False))
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(128 * 21, 320), nn.ReLU(), nn.Linear(320, classes))
-
-    def forward(self, x):
-        return self.head(self.features(x).mean(dim=3))
-
-
-def export(path):
-    torch.manual_seed(0)
-    model = StandInClassifier().eval()
-    torch.onnx.export(model, torch.randn(*SHAPE), path, opset_version=13, input_names=["x"], output_names=["y"])
-    params = sum(p.numel() for p in model.parameters())
-    return params
-
-
-def ort_latencies(path, runs, warmup):
+def ort_latency(path, runs, warmup):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).uniform(-1, 1, SHAPE).astype(np.float32)
+    feed = {session.get_inputs()[0].name: np.random.default_rng(0).uniform(-12, 0, SHAPE).astype(np.float32)}
     for _ in range(warmup):
-        session.run(None, {"x": x})
+        session.run(None, feed)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        session.run(None, {"x": x})
+        session.run(None, feed)
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
 
 
 def equivd_latency(equivd, path, runs, warmup):
-    out = subprocess.run([equivd, "model", "bench", str(path), "--runs", str(runs), "--warmup", str(warmup),
-                          "--threads", "1"], check=True, capture_output=True, text=True).stdout
-    result = json.loads(out)
-    return result["median_ms"], result["blas_core"]
+    out = subprocess.run([equivd, "model", "bench", str(path), "--shape", "x=" + ",".join(map(str, SHAPE)),
+                          "--runs", str(runs), "--warmup", str(warmup), "--threads", "1"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--equivd", default=str(HERE.parent / ".build/release/equivd"))
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=30)
     args = ap.parse_args()
-    path = HERE / "data" / "standin_classifier.onnx"
-    path.parent.mkdir(exist_ok=True)
-    params = export(path)
-    ours, theirs = [], []
+    ours = {m: [] for m in MODELS}
+    theirs = {m: [] for m in MODELS}
     for r in range(args.rounds):
-        latency, core = equivd_latency(args.equivd, path, args.runs, args.warmup)
-        ours.append(latency)
-        theirs.append(ort_latencies(path, args.runs, args.warmup))
-        print(f"round {r + 1}: equivd {ours[-1]:.3f} ms, onnxruntime {theirs[-1]:.3f} ms", flush=True)
-    a, b = statistics.median(ours), statistics.median(theirs)
-    print(f"\nstand-in classifier, {params} parameters, input {list(SHAPE)}; median of {args.rounds} rounds "
-          f"x {args.runs} runs (onnxruntime {ort.__version__}, 1 intra-op thread; equivd 1 OpenBLAS thread, "
-          f"OpenBLAS kernels: {core})\n")
-    print("| runtime | batch-1 latency, ms |")
-    print("| --- | ---: |")
-    print(f"| equivd (Swift, OpenBLAS) | {a:.3f} |")
-    print(f"| onnxruntime (CPU EP) | {b:.3f} |")
-    print(f"\nratio equivd / onnxruntime = {a / b:.2f}")
+        for m in MODELS:
+            result = equivd_latency(args.equivd, m, args.runs, args.warmup)
+            ours[m].append(result["median_ms"])
+            theirs[m].append(ort_latency(m, args.runs, args.warmup))
+            print(f"round {r + 1} {m.name}: equivd {ours[m][-1]:.3f} ms, onnxruntime {theirs[m][-1]:.3f} ms", flush=True)
+    print(f"\nmedian of {args.rounds} rounds x {args.runs} runs, input {list(SHAPE)}; onnxruntime {ort.__version__} "
+          f"(1 intra-op thread); equivd 1 thread, conv kernel {result['conv_kernel']}, "
+          f"OpenBLAS kernels {result['blas_core']}\n")
+    print("| model | equivd, ms | onnxruntime, ms | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    for m in MODELS:
+        a, b = statistics.median(ours[m]), statistics.median(theirs[m])
+        print(f"| {m.name} | {a:.3f} | {b:.3f} | **{a / b:.2f}** |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import CBLAS
+import CDirectConv
 import Foundation
 
 /// A model planned for fixed input shapes: every shape resolved, everything known at load
@@ -154,6 +155,8 @@ public final class InferenceSession {
 
     /// The kernel family OpenBLAS chose for this CPU (e.g. "Haswell"; OPENBLAS_CORETYPE overrides it).
     public static var blasCore: String { String(cString: openblas_get_corename()) }
+    /// The direct convolution kernel this CPU runs: avx512, avx2 or portable.
+    public static var convolutionKernel: String { String(cString: equivd_conv_isa()) }
 
     /// ONNX operator types the runtime plans (docs/onnx-support.md has their limits).
     public static var supportedOperators: Set<String> { Set(operatorPlanners.keys) }

@@ -60,8 +60,8 @@ struct Model: ParsableCommand {
             }
             times.sort()
             let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
-            print(String(format: #"{"file":"%@","runs":%d,"median_ms":%.4f,"p90_ms":%.4f,"min_ms":%.4f,"blas_core":"%@"}"#,
-                         file, runs, median, p90, times[0], InferenceSession.blasCore))
+            print(String(format: #"{"file":"%@","runs":%d,"median_ms":%.4f,"p90_ms":%.4f,"min_ms":%.4f,"blas_core":"%@","conv_kernel":"%@"}"#,
+                         file, runs, median, p90, times[0], InferenceSession.blasCore, InferenceSession.convolutionKernel))
             if profile {
                 let nodes = session.profile(runs: runs)
                 let total = nodes.reduce(0) { $0 + $1.seconds }

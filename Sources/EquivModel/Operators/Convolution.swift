@@ -1,3 +1,4 @@
+import CDirectConv
 import Foundation
 
 /// Spatial geometry shared by Conv and the pooling operators, for 1-D and 2-D inputs. A 1-D
@@ -135,9 +136,10 @@ func registerConvolution(_ table: inout [String: OperatorPlanner]) {
     table["BatchNormalization"] = planBatchNormalization
 }
 
-/// Conv as one sgemm per image and group over the unfolded input (1×1 convolutions with unit
-/// strides and no padding read the input directly). Bias and a fused activation are applied to
-/// each output row right after its sgemm.
+/// Conv with unit strides and a kernel larger than 1×1 runs the direct kernel on zero-padded
+/// planes (`planPaddedConv`); the rest as one sgemm per image and group over the unfolded input
+/// (1×1 convolutions with unit strides and no padding read the input directly). Bias and a fused
+/// activation are applied to each output row while it is in cache.
 private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     try ctx.allowAttributes(["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
     let xs = try ctx.shape(0), ws = try ctx.shape(1)
@@ -159,6 +161,9 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     let out = try ctx.output(outShape)
 
     let cg = channels / group, mg = filters / group
+    if w.strideX == 1 && w.strideY == 1 && w.kernelSize > 1 {
+        return try planPaddedConv(ctx, x: x, weights: weights, bias: bias, out: out, w, batch: batch, group: group)
+    }
     let depth = cg * w.kernelSize  // rows of the unfolded input
     let plane = w.outputPlane
     let direct = w.kernelSize == 1 && w.strideX == 1 && w.strideY == 1 && w.padTop + w.padLeft + w.padBottom + w.padRight == 0
@@ -189,6 +194,86 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     }
     ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)
     return [.buffer(out)]
+}
+
+/// Conv with unit strides by the direct kernel of CDirectConv: each image's channels are copied
+/// into zero-padded planes (a ninth of what im2col writes for 3×3), the kernel computes every
+/// filter on the padded grid, and the epilogue keeps each row's valid columns. Weights are packed
+/// for the kernel at load when they are constants (at every run otherwise).
+private func planPaddedConv(
+    _ ctx: NodeContext, x: FloatBuffer, weights: FloatBuffer, bias: FloatBuffer?, out: FloatBuffer, _ w: Window2D,
+    batch: Int, group: Int
+) throws(ModelError) -> [PlannedValue] {
+    let channels = x.shape[1], filters = out.shape[1]
+    let cg = channels / group, mg = filters / group
+    let paddedWidth = w.padLeft + w.inputWidth + w.padRight
+    let paddedHeight = w.padTop + w.inputHeight + w.padBottom
+    let paddedPlane = try elementCount([paddedHeight, paddedWidth], ctx.location)
+    let offsets = (0..<w.kernelHeight).flatMap { ky in
+        (0..<w.kernelWidth).map { kx in ky * w.dilationY * paddedWidth + kx * w.dilationX }
+    }
+    // The kernel computes whole steps of positions and reads up to the largest offset past each.
+    let step = equivd_conv_step(), block = equivd_conv_filters_per_block()
+    let positions = w.outputHeight * paddedWidth
+    let outputStride = (positions + step - 1) / step * step
+    let inputFloats = try elementCount([channels, paddedPlane], ctx.location) + outputStride + offsets.last!
+    let outputFloats = try elementCount([(mg + block - 1) / block * block, outputStride], ctx.location)
+    ctx.planner.scratch.reserve(inputFloats + outputFloats)
+    let packedCount = equivd_conv_packed_count(mg, cg, w.kernelSize)
+    let packed = try ctx.planner.arena.floats(group * packedCount, ctx.location)
+    let pw = weights.pointer
+    let pack = {
+        for g in 0..<group { equivd_conv_pack(pw + g * mg * cg * w.kernelSize, mg, cg, w.kernelSize, packed + g * packedCount) }
+    }
+    let constantWeights = ctx.constantFloats(1) != nil
+    if constantWeights { pack() }
+
+    let scratch = ctx.planner.scratch
+    let px = x.pointer, py = out.pointer, pb = bias?.pointer
+    let plane = w.outputPlane, ow = w.outputWidth
+    let epilogue = Epilogue()
+    ctx.kernel {
+        if !constantWeights { pack() }
+        let padded = scratch.pointer!, grid = padded + inputFloats
+        for n in 0..<batch {
+            pad(px + n * channels * w.inputPlane, channels: channels, w, width: paddedWidth, into: padded)
+            (padded + channels * paddedPlane).update(repeating: 0, count: inputFloats - channels * paddedPlane)
+            for g in 0..<group {
+                offsets.withUnsafeBufferPointer {
+                    equivd_conv_padded(
+                        padded + g * cg * paddedPlane, cg, paddedPlane, $0.baseAddress, w.kernelSize,
+                        packed + g * packedCount, mg, grid, outputStride, positions)
+                }
+                for m in 0..<mg {
+                    let row = py + (n * filters + g * mg + m) * plane
+                    for oy in 0..<w.outputHeight {
+                        (row + oy * ow).update(from: grid + m * outputStride + oy * paddedWidth, count: ow)
+                    }
+                    epilogue.apply(row, count: plane, bias: pb?[g * mg + m] ?? 0)
+                }
+            }
+        }
+    }
+    ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)
+    return [.buffer(out)]
+}
+
+/// Copies `channels` planes into rows of `width` with the window's zero padding around them.
+private func pad(_ x: UnsafePointer<Float>, channels: Int, _ w: Window2D, width: Int, into padded: UnsafeMutablePointer<Float>) {
+    var target = padded
+    for c in 0..<channels {
+        let image = x + c * w.inputPlane
+        target.update(repeating: 0, count: w.padTop * width)
+        target += w.padTop * width
+        for y in 0..<w.inputHeight {
+            target.update(repeating: 0, count: w.padLeft)
+            (target + w.padLeft).update(from: image + y * w.inputWidth, count: w.inputWidth)
+            (target + w.padLeft + w.inputWidth).update(repeating: 0, count: w.padRight)
+            target += width
+        }
+        target.update(repeating: 0, count: w.padBottom * width)
+        target += w.padBottom * width
+    }
 }
 
 /// Inference-mode batch normalization, y = a[c]·x + b[c], with a and b computed at load when the
