@@ -25,8 +25,11 @@ build:
 build-debug:
 	$(SWIFT) build --build-tests
 
+# The convolution suites run again with each narrower kernel (EQUIVD_CONV_ISA), so every kernel
+# this machine can run is checked.
 swift-test:
 	$(SWIFT) test --skip-build
+	for isa in avx2 portable; do EQUIVD_CONV_ISA=$$isa $(SWIFT) test --skip-build --filter "ConvolutionTests|NodeConformanceTests|WholeModelTests" || exit 1; done
 
 # Reference checks against numpy/scipy and onnxruntime, and the training toolkit's own tests;
 # they drive the debug equivd.

@@ -9,23 +9,43 @@
  * reduction over channels and taps, so each input vector loaded feeds R multiply-adds. */
 enum { R = 8, V512 = 3, PORTABLE_STEP = 8 };
 
-typedef void (*conv_kernel)(const float *, size_t, size_t, const ptrdiff_t *, size_t, const float *, size_t,
-                            float *, size_t, size_t);
+/* The filters of block b that exist. */
+static int filters_in(const equivd_conv_job *job, size_t b) {
+    size_t left = job->filters - b * R;
+    return left < R ? (int)left : R;
+}
 
-__attribute__((target("avx512f"))) static void conv_avx512(
-    const float *in, size_t channels, size_t plane, const ptrdiff_t *offsets, size_t taps, const float *packed,
-    size_t blocks, float *out, size_t out_stride, size_t steps) {
-    for (size_t b = 0; b < blocks; b++) {
-        const float *wb = packed + b * channels * taps * R;
-        float *ob = out + b * R * out_stride;
+/* Stores the valid lanes of `count` values at grid position p (a multiple of 8) for filter f:
+ * bias, ReLU, then each valid lane to the next output index. */
+static void store_lanes(const equivd_conv_job *job, size_t f, size_t p, const float *values, int count) {
+    const equivd_conv_lanes *lanes = &job->lanes[p / 16];
+    unsigned shift = p % 16;
+    uint32_t mask = lanes->mask >> shift;
+    if (!mask) return;
+    float *out = job->output + f * job->output_plane + lanes->first + __builtin_popcount(lanes->mask & ((1u << shift) - 1));
+    float bias = job->bias ? job->bias[f] : 0.0f;
+    for (int i = 0; i < count; i++) {
+        if (!(mask >> i & 1)) continue;
+        float v = values[i] + bias;
+        *out++ = job->relu && v < 0 ? 0 : v;
+    }
+}
+
+__attribute__((target("avx512f"))) static void conv_avx512(const equivd_conv_job *job, size_t steps) {
+    const size_t channels = job->channels, taps = job->taps, plane = job->plane;
+    const ptrdiff_t *offsets = job->offsets;
+    const __m512 zero = _mm512_setzero_ps();
+    for (size_t b = 0; b * R < job->filters; b++) {
+        const float *wb = job->packed + b * channels * taps * R;
+        const int live = filters_in(job, b);
         for (size_t s = 0; s < steps; s++) {
             size_t p = s * 16 * V512;
             __m512 acc[R][V512];
             for (int r = 0; r < R; r++)
-                for (int v = 0; v < V512; v++) acc[r][v] = _mm512_setzero_ps();
+                for (int v = 0; v < V512; v++) acc[r][v] = zero;
             const float *w = wb;
             for (size_t c = 0; c < channels; c++) {
-                const float *ic = in + c * plane + p;
+                const float *ic = job->input + c * plane + p;
                 for (size_t t = 0; t < taps; t++, w += R) {
                     const float *src = ic + offsets[t];
                     __m512 x[V512];
@@ -36,61 +56,79 @@ __attribute__((target("avx512f"))) static void conv_avx512(
                     }
                 }
             }
-            for (int r = 0; r < R; r++)
-                for (int v = 0; v < V512; v++) _mm512_storeu_ps(ob + r * out_stride + p + 16 * v, acc[r][v]);
+            for (int v = 0; v < V512; v++) {
+                const equivd_conv_lanes lanes = job->lanes[p / 16 + v];
+                if (!lanes.mask) continue;
+                const __mmask16 valid = (__mmask16)lanes.mask;
+                const __mmask16 packed_lanes = (__mmask16)((1u << __builtin_popcount(lanes.mask)) - 1);
+                /* Constant bounds and no early exit: the loop unrolls and acc stays in registers. */
+                for (int r = 0; r < R; r++) {
+                    if (r < live) {
+                        size_t f = b * R + r;
+                        __m512 y = _mm512_add_ps(acc[r][v], _mm512_set1_ps(job->bias ? job->bias[f] : 0.0f));
+                        if (job->relu) y = _mm512_max_ps(y, zero);
+                        _mm512_mask_storeu_ps(job->output + f * job->output_plane + lanes.first, packed_lanes,
+                                              _mm512_maskz_compress_ps(valid, y));
+                    }
+                }
+            }
         }
     }
 }
 
 /* One vector of positions per step: 8 accumulators, the input and a weight fit the 16 ymm
  * registers (more vectors per step spill on AVX2, and cost more than the loads they save). */
-__attribute__((target("avx2,fma"))) static void conv_avx2(
-    const float *in, size_t channels, size_t plane, const ptrdiff_t *offsets, size_t taps, const float *packed,
-    size_t blocks, float *out, size_t out_stride, size_t steps) {
-    for (size_t b = 0; b < blocks; b++) {
-        const float *wb = packed + b * channels * taps * R;
-        float *ob = out + b * R * out_stride;
+__attribute__((target("avx2,fma"))) static void conv_avx2(const equivd_conv_job *job, size_t steps) {
+    const size_t channels = job->channels, taps = job->taps, plane = job->plane;
+    const ptrdiff_t *offsets = job->offsets;
+    for (size_t b = 0; b * R < job->filters; b++) {
+        const float *wb = job->packed + b * channels * taps * R;
+        const int live = filters_in(job, b);
         for (size_t s = 0; s < steps; s++) {
             size_t p = s * 8;
             __m256 acc[R];
             for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
             const float *w = wb;
             for (size_t c = 0; c < channels; c++) {
-                const float *ic = in + c * plane + p;
+                const float *ic = job->input + c * plane + p;
                 for (size_t t = 0; t < taps; t++, w += R) {
                     __m256 x = _mm256_loadu_ps(ic + offsets[t]);
                     for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + r), x, acc[r]);
                 }
             }
-            for (int r = 0; r < R; r++) _mm256_storeu_ps(ob + r * out_stride + p, acc[r]);
+            float values[8];
+            for (int r = 0; r < R; r++) {  /* as in conv_avx512: unrolled, acc in registers */
+                if (r < live) {
+                    _mm256_storeu_ps(values, acc[r]);
+                    store_lanes(job, b * R + r, p, values, 8);
+                }
+            }
         }
     }
 }
 
-static void conv_portable(
-    const float *in, size_t channels, size_t plane, const ptrdiff_t *offsets, size_t taps, const float *packed,
-    size_t blocks, float *out, size_t out_stride, size_t steps) {
-    for (size_t b = 0; b < blocks; b++) {
-        const float *wb = packed + b * channels * taps * R;
-        float *ob = out + b * R * out_stride;
+static void conv_portable(const equivd_conv_job *job, size_t steps) {
+    for (size_t b = 0; b * R < job->filters; b++) {
+        const float *wb = job->packed + b * job->channels * job->taps * R;
+        const int live = filters_in(job, b);
         for (size_t s = 0; s < steps; s++) {
             size_t p = s * PORTABLE_STEP;
             float acc[R][PORTABLE_STEP] = {{0}};
             const float *w = wb;
-            for (size_t c = 0; c < channels; c++) {
-                const float *ic = in + c * plane + p;
-                for (size_t t = 0; t < taps; t++, w += R) {
-                    const float *src = ic + offsets[t];
+            for (size_t c = 0; c < job->channels; c++) {
+                const float *ic = job->input + c * job->plane + p;
+                for (size_t t = 0; t < job->taps; t++, w += R) {
+                    const float *src = ic + job->offsets[t];
                     for (int r = 0; r < R; r++)
                         for (int i = 0; i < PORTABLE_STEP; i++) acc[r][i] += w[r] * src[i];
                 }
             }
-            for (int r = 0; r < R; r++) memcpy(ob + r * out_stride + p, acc[r], sizeof acc[r]);
+            for (int r = 0; r < live; r++) store_lanes(job, b * R + r, p, acc[r], PORTABLE_STEP);
         }
     }
 }
 
-static conv_kernel kernel;
+static void (*kernel)(const equivd_conv_job *, size_t);
 static size_t step;
 static const char *isa;
 static pthread_once_t chosen = PTHREAD_ONCE_INIT;
@@ -142,9 +180,7 @@ void equivd_conv_pack(const float *weights, size_t filters, size_t channels, siz
                 }
 }
 
-void equivd_conv_padded(const float *input, size_t channels, size_t plane, const ptrdiff_t *offsets, size_t taps,
-                        const float *packed, size_t filters, float *output, size_t out_stride, size_t positions) {
+void equivd_conv(const equivd_conv_job *job) {
     choose();
-    kernel(input, channels, plane, offsets, taps, packed, (filters + R - 1) / R, output, out_stride,
-           (positions + step - 1) / step);
+    kernel(job, (job->positions + step - 1) / step);
 }

@@ -2,21 +2,46 @@
 #define EQUIVD_CDIRECTCONV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Stride-1 convolution computed directly on zero-padded input planes, for EquivModel's Conv.
  *
- * Every output position p on the padded grid (row y, column x: p = y * padded_width + x) is
- *   out[f * out_stride + p] = sum over c, t of w[f][c][t] * in[c * plane + p + offsets[t]]
- * where offsets[t] = ky * dilation_y * padded_width + kx * dilation_x. Columns x >= the output
- * width are computed too and ignored by the caller; so is everything past `positions`, which the
- * kernel rounds up to whole steps of equivd_conv_step() positions: the caller leaves that much
- * readable input after the last plane and writable output after each filter's row.
+ * The kernel computes every position p of the padded grid (row y, column x: p = y * padded_width
+ * + x) for every filter f:
+ *   sum over c, t of w[f][c][t] * input[c * plane + p + offsets[t]]
+ * with offsets[t] = ky * dilation_y * padded_width + kx * dilation_x, adds bias[f], applies ReLU
+ * if asked, and stores only the valid positions (x < output width, p < positions) to
+ * output[f * output_plane + …] in order, which is the NCHW output. It works in whole steps of
+ * equivd_conv_step() positions, so the caller leaves that many readable floats after the last
+ * plane, beyond the largest offset.
  *
  * Weights are packed once, at load, in blocks of equivd_conv_filters_per_block() filters:
  * block b holds [c][t][r] for filters b * R + r (zero where that filter does not exist).
  * The kernel is picked once per process for the CPU: AVX-512, AVX2 + FMA, or portable C.
  */
+
+/* Which of 16 consecutive grid positions are outputs (bit i for position 16g + i), and the output
+ * index of the first of them: the valid positions of a group land on consecutive indices. */
+typedef struct {
+    uint32_t mask;
+    uint32_t first;
+} equivd_conv_lanes;
+
+typedef struct {
+    const float *input;               /* the padded planes */
+    size_t channels, plane;           /* plane: floats per padded plane */
+    const ptrdiff_t *offsets;         /* one per tap */
+    size_t taps;
+    const float *packed;              /* from equivd_conv_pack */
+    size_t filters;
+    const float *bias;                /* one per filter, or NULL */
+    int relu;
+    float *output;                    /* filter f's plane starts at output + f * output_plane */
+    size_t output_plane;
+    const equivd_conv_lanes *lanes;   /* one per 16 grid positions, rounded up to whole steps */
+    size_t positions;                 /* grid positions to compute: output height × padded width */
+} equivd_conv_job;
 
 /* Filters per packed block (R) and positions per step of the kernel the CPU runs. */
 size_t equivd_conv_filters_per_block(void);
@@ -29,7 +54,6 @@ size_t equivd_conv_packed_count(size_t filters, size_t channels, size_t taps);
 /* Packs weights laid out [filters][channels][taps] (ONNX's W for one group). */
 void equivd_conv_pack(const float *weights, size_t filters, size_t channels, size_t taps, float *packed);
 
-void equivd_conv_padded(const float *input, size_t channels, size_t plane, const ptrdiff_t *offsets, size_t taps,
-                        const float *packed, size_t filters, float *output, size_t out_stride, size_t positions);
+void equivd_conv(const equivd_conv_job *job);
 
 #endif

@@ -197,9 +197,10 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
 }
 
 /// Conv with unit strides by the direct kernel of CDirectConv: each image's channels are copied
-/// into zero-padded planes (a ninth of what im2col writes for 3×3), the kernel computes every
-/// filter on the padded grid, and the epilogue keeps each row's valid columns. Weights are packed
-/// for the kernel at load when they are constants (at every run otherwise).
+/// into zero-padded planes (a ninth of what im2col writes for 3×3); the kernel computes every
+/// filter on the padded grid and stores the valid positions, with bias and ReLU, straight into
+/// the output. Weights are packed for the kernel at load when they are constants (at every run
+/// otherwise); which grid positions are outputs is worked out once, at load.
 private func planPaddedConv(
     _ ctx: NodeContext, x: FloatBuffer, weights: FloatBuffer, bias: FloatBuffer?, out: FloatBuffer, _ w: Window2D,
     batch: Int, group: Int
@@ -207,18 +208,21 @@ private func planPaddedConv(
     let channels = x.shape[1], filters = out.shape[1]
     let cg = channels / group, mg = filters / group
     let paddedWidth = w.padLeft + w.inputWidth + w.padRight
-    let paddedHeight = w.padTop + w.inputHeight + w.padBottom
-    let paddedPlane = try elementCount([paddedHeight, paddedWidth], ctx.location)
+    let paddedPlane = try elementCount([w.padTop + w.inputHeight + w.padBottom, paddedWidth], ctx.location)
     let offsets = (0..<w.kernelHeight).flatMap { ky in
         (0..<w.kernelWidth).map { kx in ky * w.dilationY * paddedWidth + kx * w.dilationX }
     }
     // The kernel computes whole steps of positions and reads up to the largest offset past each.
-    let step = equivd_conv_step(), block = equivd_conv_filters_per_block()
+    let step = equivd_conv_step()
     let positions = w.outputHeight * paddedWidth
-    let outputStride = (positions + step - 1) / step * step
-    let inputFloats = try elementCount([channels, paddedPlane], ctx.location) + outputStride + offsets.last!
-    let outputFloats = try elementCount([(mg + block - 1) / block * block, outputStride], ctx.location)
-    ctx.planner.scratch.reserve(inputFloats + outputFloats)
+    let computed = (positions + step - 1) / step * step
+    let inputFloats = try elementCount([channels, paddedPlane], ctx.location) + computed + offsets.last!
+    ctx.planner.scratch.reserve(inputFloats)
+    let lanes = stride(from: 0, to: computed, by: 16).map { start in
+        var lanes = equivd_conv_lanes(mask: 0, first: UInt32(start / paddedWidth * w.outputWidth + min(start % paddedWidth, w.outputWidth)))
+        for i in 0..<16 where start + i < positions && (start + i) % paddedWidth < w.outputWidth { lanes.mask |= 1 << i }
+        return lanes
+    }
     let packedCount = equivd_conv_packed_count(mg, cg, w.kernelSize)
     let packed = try ctx.planner.arena.floats(group * packedCount, ctx.location)
     let pw = weights.pointer
@@ -230,27 +234,31 @@ private func planPaddedConv(
 
     let scratch = ctx.planner.scratch
     let px = x.pointer, py = out.pointer, pb = bias?.pointer
-    let plane = w.outputPlane, ow = w.outputWidth
+    let plane = w.outputPlane
     let epilogue = Epilogue()
     ctx.kernel {
         if !constantWeights { pack() }
-        let padded = scratch.pointer!, grid = padded + inputFloats
+        let padded = scratch.pointer!
+        let relu = epilogue.activation == .relu
         for n in 0..<batch {
             pad(px + n * channels * w.inputPlane, channels: channels, w, width: paddedWidth, into: padded)
             (padded + channels * paddedPlane).update(repeating: 0, count: inputFloats - channels * paddedPlane)
             for g in 0..<group {
-                offsets.withUnsafeBufferPointer {
-                    equivd_conv_padded(
-                        padded + g * cg * paddedPlane, cg, paddedPlane, $0.baseAddress, w.kernelSize,
-                        packed + g * packedCount, mg, grid, outputStride, positions)
-                }
-                for m in 0..<mg {
-                    let row = py + (n * filters + g * mg + m) * plane
-                    for oy in 0..<w.outputHeight {
-                        (row + oy * ow).update(from: grid + m * outputStride + oy * paddedWidth, count: ow)
+                offsets.withUnsafeBufferPointer { offsets in
+                    lanes.withUnsafeBufferPointer { lanes in
+                        var job = equivd_conv_job(
+                            input: padded + g * cg * paddedPlane, channels: cg, plane: paddedPlane,
+                            offsets: offsets.baseAddress, taps: w.kernelSize, packed: packed + g * packedCount,
+                            filters: mg, bias: pb.map { UnsafePointer($0 + g * mg) }, relu: relu ? 1 : 0,
+                            output: py + (n * filters + g * mg) * plane, output_plane: plane,
+                            lanes: lanes.baseAddress, positions: positions)
+                        equivd_conv(&job)
                     }
-                    epilogue.apply(row, count: plane, bias: pb?[g * mg + m] ?? 0)
                 }
+            }
+            if let f = epilogue.activation, !relu {
+                let image = py + n * filters * plane
+                f.apply(image, image, count: filters * plane)
             }
         }
     }

@@ -224,6 +224,8 @@ private func planPad(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     let shape = (0..<rank).map { xs[$0] + pads[$0] + pads[$0 + rank] }
     guard shape.allSatisfy({ $0 >= 0 }) else { throw ctx.invalid("pads \(pads) crop \(xs) below zero") }
     guard ["constant", "reflect", "edge"].contains(mode) else { throw ctx.unsupported("mode '\(mode)' is not supported") }
+    // torch.onnx.export puts a Pad of zeros before some pooling: the input as it is.
+    if pads.allSatisfy({ $0 == 0 }) { return [try ctx.input(0)] }
     if mode != "constant", (0..<rank).contains(where: { xs[$0] == 0 && shape[$0] > 0 }) {
         throw ctx.invalid("\(mode) padding of an empty axis")
     }

@@ -124,23 +124,49 @@ private func poolInside(_ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<F
         }
         return
     }
-    let scale = 1 / Float(w.kernelSize)
+    let scale = 1 / Float(w.kernelSize), ow = w.outputWidth
+    if w.kernelHeight == 1 {  // pooling along one axis (time, in spectrograms): one pass per row
+        let (kw, sx, oh) = (w.kernelWidth, w.strideX, w.outputHeight)
+        for row in 0..<planes * oh {
+            let line = px + (row / oh) * w.inputPlane + (row % oh) * w.strideY * width
+            if isMax {
+                for ox in 0..<ow {
+                    let window = line + ox * sx
+                    var value = window[0]
+                    for kx in 1..<kw { value = Swift.max(value, window[kx]) }
+                    o[ox] = value
+                }
+            } else {
+                for ox in 0..<ow {
+                    let window = line + ox * sx
+                    var value = window[0]
+                    for kx in 1..<kw { value += window[kx] }
+                    o[ox] = value * scale
+                }
+            }
+            o += ow
+        }
+        return
+    }
+    // Row by row: each output row gathers its window's input rows, one kernel column at a time,
+    // in loops with nothing but a load and an add (or max) per output.
     for p in 0..<planes {
         let image = px + p * w.inputPlane
         for oy in 0..<w.outputHeight {
-            for ox in 0..<w.outputWidth {
-                let corner = image + oy * w.strideY * width + ox * w.strideX
-                var best = -Float.infinity, sum: Float = 0
-                for ky in 0..<w.kernelHeight {
-                    let line = corner + ky * width
-                    for kx in 0..<w.kernelWidth {
-                        best = Swift.max(best, line[kx])
-                        sum += line[kx]
+            o.update(repeating: isMax ? -Float.infinity : 0, count: ow)
+            for ky in 0..<w.kernelHeight {
+                let line = image + (oy * w.strideY + ky) * width
+                for kx in 0..<w.kernelWidth {
+                    let source = line + kx
+                    if isMax {
+                        for ox in 0..<ow { o[ox] = Swift.max(o[ox], source[ox * w.strideX]) }
+                    } else {
+                        for ox in 0..<ow { o[ox] += source[ox * w.strideX] }
                     }
                 }
-                o.pointee = isMax ? best : sum * scale
-                o += 1
             }
+            if !isMax { for ox in 0..<ow { o[ox] *= scale } }
+            o += ow
         }
     }
 }
