@@ -114,19 +114,21 @@ def test_stalled_source_stops_the_watchdog_until_it_resumes(clocked_daemon):
     assert d["daemon"].poll() is None
 
 
-def slow_bundle(folder, layers=400):
-    """A copy of the default bundle whose classifier is 400 64-channel 3×3 convolutions on the full
-    168×100 window (~6 s per call on this machine): an inference that stalls, exported as ONNX
-    with the real interface (x: N×1×168×100 → logits: N×6) and its hash in bundle.json."""
+def slow_bundle(folder, layers=200):
+    """A copy of the default bundle whose classifier is `layers` 512-channel 1×1 convolutions on
+    the full 168×100 window (4.4 G multiply-adds each, about 15 s a call here): an inference that
+    stalls, exported as ONNX with the real interface (x: N×1×168×100 → logits: N×6) and its hash
+    in bundle.json. 1×1 convolutions run on OpenBLAS, so their speed does not depend on equivd's
+    own kernels."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     bundle = folder / "bundle"
     shutil.copytree(ROOT / "Models", bundle)
-    rng, c = np.random.default_rng(0), 64
+    rng, c = np.random.default_rng(0), 512
     weights = [numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
-               for name, shape, scale in [("w_in", (c, 1, 3, 3), 0.3), ("w", (c, c, 3, 3), 0.04), ("w_out", (6, c), 0.1)]]
-    nodes = [helper.make_node("Conv", ["x", "w_in"], ["h0"], pads=[1, 1, 1, 1])]
-    nodes += [helper.make_node("Conv", [f"h{i}", "w"], [f"h{i + 1}"], pads=[1, 1, 1, 1]) for i in range(layers)]
+               for name, shape, scale in [("w_in", (c, 1, 1, 1), 0.3), ("w", (c, c, 1, 1), 0.04), ("w_out", (6, c), 0.1)]]
+    nodes = [helper.make_node("Conv", ["x", "w_in"], ["h0"])]
+    nodes += [helper.make_node("Conv", [f"h{i}", "w"], [f"h{i + 1}"]) for i in range(layers)]
     nodes += [helper.make_node("GlobalAveragePool", [f"h{layers}"], ["g"]),
               helper.make_node("Flatten", ["g"], ["f"]),
               helper.make_node("Gemm", ["f", "w_out"], ["logits"], transB=1)]
