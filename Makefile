@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay table-swift soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay noprior-bundle table-swift soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -76,6 +76,11 @@ models: deps-torch build
 
 # The results table again through equivd replay, side by side in docs/results.md (about 15 minutes;
 # needs the test sets of a `make models` run in data/).
+# Row (b) of the table: the no-prior canonicalizer retrained against the bundle's classifier,
+# as a bundle of its own in data/noprior-bundle (about 7 minutes); table-swift then adds the row.
+noprior-bundle: deps-torch
+	PYTHONPATH=Training $(PYTHON) -m equivtrain noprior
+
 table-swift: deps build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain table-swift --equivd $(RELEASE_BIN)/equivd
 

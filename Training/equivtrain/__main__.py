@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import json
 import pathlib
 import sys
 
@@ -160,6 +161,38 @@ one thread, feature windows given (the Swift path is measured in issue 5).
 """
 
 
+def noprior(args):
+    """Row (b) again: the no-prior canonicalizer (task loss through the bundle's frozen
+    classifier, seeded as `models` seeds it) trained against Models/classifier.onnx, written as a
+    bundle of its own for `equivd replay`, and its Python figures on the same test sets."""
+    import hashlib
+    import shutil
+
+    import torch
+
+    from . import bundle, data, evaluate, models, train
+
+    torch.set_num_threads(2)
+    torch.manual_seed(args.seed)
+    root = pathlib.Path(args.data)
+    splits = {name: data.load(root, name) for name in ("train", "val", "test", "speed", "resample")}
+    classifier = models.classifier_from_onnx(pathlib.Path(args.bundle) / "classifier.onnx", len(synth.CLASSES))
+    canonicalizer = train.train_canonicalizer(splits["train"], splits["val"], classifier=classifier, prior=False,
+                                              epochs=args.noprior_epochs, seed=args.seed)
+    out = pathlib.Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(args.bundle, out)
+    bundle.export(canonicalizer, out / "canonicalizer.onnx", "shift_logits")
+    manifest = json.loads((out / "bundle.json").read_text())
+    manifest["models"]["canonicalizer"]["sha256"] = hashlib.sha256((out / "canonicalizer.onnx").read_bytes()).hexdigest()
+    manifest["provenance"]["canonicalizer"] = f"no prior, task loss, {args.noprior_epochs} epochs, seed {args.seed}"
+    (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    sets = {"nominal": splits["test"], "speed": splits["speed"], "resample": splits["resample"]}
+    row = evaluate.table(sets, classifier, {"noprior": canonicalizer}, 0.0, only={"noprior"})[0]
+    print(json.dumps(row))
+    (out / "python-row-b.json").write_text(json.dumps(row, indent=2) + "\n")
+
+
 def table_swift(args):
     from . import swift_table
     swift_table.run(args.data, args.bundle, args.equivd, args.results, args.out, args.work)
@@ -200,6 +233,13 @@ def main(argv=None):
     b.add_argument("--canon-epochs", type=int, default=20)
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(run=byod)
+    n = sub.add_parser("noprior", help="row (b): the no-prior canonicalizer against the bundle's classifier, as a bundle")
+    n.add_argument("--data", default="data")
+    n.add_argument("--bundle", default="Models")
+    n.add_argument("--out", default="data/noprior-bundle")
+    n.add_argument("--seed", type=int, default=1)
+    n.add_argument("--noprior-epochs", type=int, default=6)
+    n.set_defaults(run=noprior)
     t = sub.add_parser("table-swift", help="the results table again through `equivd replay` (issue 5)")
     t.add_argument("--data", default="data")
     t.add_argument("--bundle", default="Models")

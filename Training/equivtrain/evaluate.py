@@ -65,14 +65,17 @@ def consistency(labels, data):
     return np.mean([len(set(v)) == 1 for v in by_unit.values()])
 
 
-def table(sets, classifier, canonicalizers, threshold, top=3):
-    """Rows of the results table: accuracy per set, calls and ms per window, consistency."""
+def table(sets, classifier, canonicalizers, threshold, top=3, only=None):
+    """Rows of the results table (those named in `only`, or all): accuracy per set, calls and ms
+    per window, consistency."""
     torch.set_num_threads(1)
     methods = [("vanilla", "(a) frozen classifier alone"), ("noprior", "(b) + canonicalizer, no prior"),
                ("prior", "(c) + canonicalizer with prior"), ("topk", f"(d) (c) + top-{top} fallback"),
                ("groupavg", f"(e) group averaging over {2 * SHIFT_RANGE + 1} shifts")]
     rows = []
     for key, name in methods:
+        if only is not None and key not in only:
+            continue
         row = {"method": name}
         calls_all, seconds, windows = [], 0.0, 0
         for set_name, data in sets.items():

@@ -84,3 +84,31 @@ def multiply_adds(model, shape=(1, 1, BINS, 100)):
     for h in handles:
         h.remove()
     return total
+
+
+def classifier_from_onnx(path, classes):
+    """The frozen classifier back in PyTorch from its ONNX export, to train against it. The
+    exporter folded each BatchNorm into its convolution, so the BatchNorm layers become identities
+    and the folded weights go into the convolutions."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    values = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    model = Classifier(classes, mean=float(values["mean"]), std=float(values["std"]))
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
+    exported = [n for n in graph.node if n.op_type == "Conv"]
+    if len(exported) != len(convs):
+        raise ValueError(f"{path}: {len(exported)} Conv nodes, the classifier has {len(convs)}")
+    with torch.no_grad():
+        for conv, norm, node in zip(convs, norms, exported):
+            conv.weight.copy_(values[node.input[1]])
+            conv.bias.copy_(values[node.input[2]])
+            norm.weight.fill_(1)
+            norm.bias.zero_()
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1 - norm.eps)  # (x − 0) / √(var + ε) = x
+        for name in ("head.1.weight", "head.1.bias", "head.4.weight", "head.4.bias"):
+            model.get_parameter(name).copy_(values[name])
+    return model.eval()

@@ -3,7 +3,9 @@ the same test clips that `models` evaluated, in each mode, side by side with the
 of docs/results.md.
 
 Rows: (a) vanilla, (c) canon, (d) topk with abstaining off (the Python row never abstains),
-(e) groupavg. Row (b) needs the no-prior canonicalizer as ONNX, which the bundle does not ship.
+(e) groupavg; and (b), canon with the no-prior canonicalizer, when `python -m equivtrain noprior`
+has written its bundle (its Python figures come with it: that retrained canonicalizer, not the
+lost one of the main table).
 """
 
 import csv
@@ -39,16 +41,22 @@ def python_figures(results_md):
     return figures
 
 
-def run(data, bundle, equivd, results_md, out, work):
+def run(data, bundle, equivd, results_md, out, work, noprior_bundle="data/noprior-bundle"):
     work = pathlib.Path(work)
     work.mkdir(parents=True, exist_ok=True)
     manifests = {name: manifest(pathlib.Path(data) / folder, work / f"{folder}.csv") for name, folder in SETS.items()}
     python = python_figures(results_md)
+    rows = [(title, mode, extra, bundle) for title, mode, extra in ROWS]
+    retrained = pathlib.Path(noprior_bundle) / "python-row-b.json"
+    if retrained.exists():
+        row = json.loads(retrained.read_text())
+        python["(b)"] = [row["nominal"], row["speed"], row["resample"]]
+        rows.insert(1, ("(b) + canonicalizer, no prior (retrained)", "canon", [], str(noprior_bundle)))
     lines = ["| method | set | Python (PyTorch) | Swift (`equivd replay`) | difference | windows | Swift ms / window |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for title, mode, extra in ROWS:
+    for title, mode, extra, bundle in rows:
         for i, (name, path) in enumerate(manifests.items()):
-            report = work / f"{mode}-{SETS[name]}.json"
+            report = work / f"{title[:3].strip('()')}-{mode}-{SETS[name]}.json"
             subprocess.run([equivd, "replay", str(path), "--bundle", bundle, "--mode", mode, "--quiet",
                             "--report", str(report), *extra], check=True, stderr=subprocess.DEVNULL)
             r = json.loads(report.read_text())
