@@ -23,9 +23,10 @@ public final class RealFFT {
             let outPtr = fftwf_alloc_complex(size / 2 + 1)
         else { throw .fftPlanFailed(size: size) }
         let planned: fftwf_plan? = plannerLock.withLock {
-            // FFTW_MEASURE overwrites the buffers while it times candidates; nothing is in them yet.
+            // FFTW_ESTIMATE: for this size FFTW_MEASURE spent 0.2 s at every start (most of
+            // `equivd replay`'s start-up) and found no faster plan (docs/benchmarks.md).
             // The input is refilled before every execute, so FFTW may use it as scratch.
-            fftwf_plan_dft_r2c_1d(Int32(size), inPtr, outPtr, UInt32(FFTW_MEASURE | FFTW_DESTROY_INPUT))
+            fftwf_plan_dft_r2c_1d(Int32(size), inPtr, outPtr, UInt32(FFTW_ESTIMATE | FFTW_DESTROY_INPUT))
         }
         guard let planned else {
             fftwf_free(inPtr)
