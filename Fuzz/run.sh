@@ -13,11 +13,12 @@ SECONDS_EACH=${2:-3600}
 case ":$PATH:" in *:/opt/swift/usr/bin:*) ;; *) [ -d /opt/swift/usr/bin ] && export PATH="$PATH:/opt/swift/usr/bin" ;; esac
 
 # --disable-dead-strip keeps the coverage sections (the linker's gc drops them); the -Xswiftc flag
-# puts AddressSanitizer beside the fuzzer in every module (SwiftPM's --sanitize flags keep one).
+# puts AddressSanitizer beside the fuzzer in every Swift module (SwiftPM's --sanitize flags keep
+# one), -Xcc in the C ones (the convolution kernels).
 # Only the harnesses: `swift build` alone would also link equivd's own executables this way.
 HARNESSES=(FuzzAudioFile FuzzONNX FuzzBundleManifest FuzzRequests)
 for harness in "${HARNESSES[@]}"; do
-    swift build -c release --sanitize=fuzzer --disable-dead-strip -Xswiftc -sanitize=fuzzer,address --product "$harness" 2>&1 | tail -1
+    swift build -c release --sanitize=fuzzer --disable-dead-strip -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address --product "$harness" 2>&1 | tail -1
 done
 
 work=$(mktemp -d)
