@@ -5,8 +5,9 @@ import Foundation
 /// variable every call does nothing, so the daemon runs the same outside systemd.
 public final class SystemdNotifier: @unchecked Sendable {
     private let fd: Int32
-    private var address = sockaddr_un()
-    private var addressLength: socklen_t = 0
+    /// Read-only after init: `notify` is called from several threads at once.
+    private let address: sockaddr_un
+    private let addressLength: socklen_t
     /// systemd's `WatchdogSec=` for this process, from `$WATCHDOG_USEC` (and `$WATCHDOG_PID`).
     public let watchdogInterval: Double?
 
@@ -17,9 +18,10 @@ public final class SystemdNotifier: @unchecked Sendable {
         } else {
             watchdogInterval = nil
         }
+        var address = sockaddr_un()
         guard let path = environment["NOTIFY_SOCKET"], !path.isEmpty,
               path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            fd = -1
+            (fd, self.address, addressLength) = (-1, address, 0)
             return
         }
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -27,6 +29,7 @@ public final class SystemdNotifier: @unchecked Sendable {
         var bytes = Array(path.utf8)
         if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }  // abstract namespace
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        self.address = address
         addressLength = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + (bytes.first == 0 ? 0 : 1))
     }
 
@@ -40,7 +43,7 @@ public final class SystemdNotifier: @unchecked Sendable {
     public func notify(_ state: String) -> Bool {
         guard fd >= 0 else { return false }
         let sent = Array(state.utf8).withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) {
+            withUnsafePointer(to: address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, addressLength)
                 }
