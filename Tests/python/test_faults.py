@@ -19,17 +19,22 @@ import hashlib
 import numpy as np
 import pytest
 
-from test_service import (EQUIVCTL, EQUIVD, PERIOD, RATE, ROOT, Lines, NotifySocket, read_wav,
-                          wait_until)
-
-
-def status(sock):
-    return json.loads(subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)],
-                                     capture_output=True, text=True, check=True).stdout)
+from test_service import EQUIVD, PERIOD, RATE, ROOT, NotifySocket, read_wav, status, tail_json, wait_until
 
 
 def pings(notify, after):
     return sum("WATCHDOG=1" in m for m in notify.messages[after:])
+
+
+def watched_daemon(folder, source, bundle):
+    """`equivd run` with `source` (the [source] table's lines) and `bundle`, on folder/s.sock,
+    with a notify socket and WatchdogSec=1 of the test's own."""
+    sock = folder / "s.sock"
+    (folder / "equivd.toml").write_text(f'[source]\n{source}\n[model]\nbundle = "{bundle}"\n[socket]\npath = "{sock}"\n')
+    notify = NotifySocket(folder / "notify")
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(folder / "equivd.toml")],
+                              env=dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000"))
+    return daemon, notify, sock
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +55,12 @@ def clocked_daemon(tmp_path, clocked_plugin):
     (tmp_path / "asound.conf").write_text(
         f'pcm_type.clocked {{ lib "{clocked_plugin}" }}\n'
         f'pcm.equivtest {{ type clocked; file "{tmp_path / "audio.raw"}"; stall_file "{stall}" }}\n')
-    sock = tmp_path / "s.sock"
-    (tmp_path / "equivd.toml").write_text(
-        f'[source]\ndevice = "equivtest"\nalsa_config = "{tmp_path / "asound.conf"}"\nformat = "S16_LE"\n'
-        f'[model]\nbundle = "{ROOT / "Models"}"\n[socket]\npath = "{sock}"\n')
-    notify = NotifySocket(tmp_path / "notify")
-    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(tmp_path / "equivd.toml")],
-                              env=dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000"))
+    daemon, notify, sock = watched_daemon(
+        tmp_path, f'device = "equivtest"\nalsa_config = "{tmp_path / "asound.conf"}"\nformat = "S16_LE"', ROOT / "Models")
     tail = None
     try:
         assert notify.wait_for("READY=1", 30)
-        tail = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
-                                stdout=subprocess.PIPE, text=True)
-        lines = Lines(tail.stdout)
+        tail, lines = tail_json(sock)
         wait_until(lambda: len(lines.of("prediction")) >= 3, 30, "predictions from the clocked device")
         yield dict(daemon=daemon, sock=sock, stall=stall, notify=notify, lines=lines)
         assert daemon.poll() is None
@@ -146,14 +144,8 @@ def slow_bundle(folder, layers=200):
 def test_inference_stall_stops_the_watchdog(tmp_path):
     """Audio keeps coming but inference is stuck in a call: windows queue up, the watchdog stops
     being fed, status still answers, and SIGTERM still stops the daemon promptly."""
-    bundle = slow_bundle(tmp_path)
-    sock = tmp_path / "s.sock"
-    (tmp_path / "equivd.toml").write_text(
-        f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\n'
-        f'[model]\nbundle = "{bundle}"\n[socket]\npath = "{sock}"\n')
-    notify = NotifySocket(tmp_path / "notify")
-    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(tmp_path / "equivd.toml")],
-                              env=dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000"))
+    daemon, notify, sock = watched_daemon(
+        tmp_path, f'kind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true', slow_bundle(tmp_path))
     try:
         assert notify.wait_for("READY=1", 60)
         wait_until(lambda: status(sock)["queued_windows"] >= 1, 10, "windows waiting for inference")
@@ -213,27 +205,21 @@ def test_capture_device_lost_and_returned(tmp_path):
     daemon = subprocess.Popen([EQUIVD, "run", "--config", str(tmp_path / "equivd.toml")])
     try:
         wait_until(sock.exists, 30, "the socket")
-        tail = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
-                                stdout=subprocess.PIPE, text=True)
-        lines = Lines(tail.stdout)
+        tail, lines = tail_json(sock)
         wait_until(lambda: lines.of("prediction"), 30, "predictions")
-
-        def status():
-            return json.loads(subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)],
-                                             capture_output=True, text=True, check=True).stdout)
 
         # Remove the device: fill its disk, so its next write fails and every reopen fails soon.
         subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=4k"], capture_output=True)
-        wait_until(lambda: status()["reconnects"] >= 2, 30, "capture errors and reopen attempts")
-        lost = status()
+        wait_until(lambda: status(sock)["reconnects"] >= 2, 30, "capture errors and reopen attempts")
+        lost = status(sock)
         print("device lost:", lost["reconnects"], "reopens, last error:", lost["last_error"])
         assert lost["last_error"]
         # Return it; capture must resume within 2 s and predictions flow again.
         before = len(lines.of("prediction"))
         (disk / "filler").unlink()
         returned = time.monotonic()
-        stream_before = status()["audio_seconds"]
-        wait_until(lambda: status()["audio_seconds"] > stream_before + 0.5, 10, "audio after the device returned")
+        stream_before = status(sock)["audio_seconds"]
+        wait_until(lambda: status(sock)["audio_seconds"] > stream_before + 0.5, 10, "audio after the device returned")
         recovered = time.monotonic() - returned
         print(f"device returned: audio flowing again after {recovered:.2f} s")
         assert recovered < 2.0, "reconnect within 2 s of the device's return"

@@ -112,6 +112,19 @@ class Lines(threading.Thread):
         return [e for e in self.items if e["type"] == kind]
 
 
+def tail_json(sock):
+    """`equivctl tail --json` on `sock`, without reconnecting; its events as they arrive."""
+    proc = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
+                            stdout=subprocess.PIPE, text=True)
+    return proc, Lines(proc.stdout)
+
+
+def status(sock):
+    """`equivctl status --json` on `sock`."""
+    return json.loads(subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)],
+                                     capture_output=True, text=True, check=True).stdout)
+
+
 def wait_until(condition, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -218,11 +231,10 @@ def test_live_service_end_to_end(service):
 
     # The stalled client is counted (status shows its drops), the reader lost nothing.
     wait_until(lambda: any(c["dropped"] > 0 for c in lines.of("status")[-1]["clients"]), 60, "the stalled client's drops")
-    status = json.loads(subprocess.run([EQUIVCTL, "status", "--json", "--socket", s["sock"]],
-                                       check=True, capture_output=True, text=True).stdout)
-    dropped = sorted(c["dropped"] for c in status["clients"])
+    now = status(s["sock"])
+    dropped = sorted(c["dropped"] for c in now["clients"])
     assert len(dropped) == 3 and dropped[:2] == [0, 0] and dropped[2] > 0  # tail, this status request, stalled
-    assert status["dropped_windows"] == 0 and status["dropped_samples"] == 0
+    assert now["dropped_windows"] == 0 and now["dropped_samples"] == 0
     assert not [e for e in lines.of("error") if e["code"] == "events_dropped"], "tail kept up: it must not be told of drops"
 
     # The watchdog is fed while the pipeline makes progress; STATUS= keeps systemctl status current.
@@ -413,9 +425,7 @@ def test_socket_folder_removed_while_running_is_recreated(tmp_path):
     daemon = looping_daemon(tmp_path, sock)
     try:
         wait_until(sock.exists, 30, "the socket")
-        connected = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
-                                     stdout=subprocess.PIPE, text=True)
-        lines = Lines(connected.stdout)
+        connected, lines = tail_json(sock)
         wait_until(lambda: lines.of("prediction"), 30, "a prediction")
         shutil.rmtree(folder)
         wait_until(sock.exists, 5, "the socket to come back")
@@ -455,9 +465,7 @@ def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
     daemon = looping_daemon(tmp_path, sock, speed=SPEED * 2 / 3)
     try:
         wait_until(sock.exists, 30, "the socket")
-        healthy = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
-                                   stdout=subprocess.PIPE, text=True)
-        lines = Lines(healthy.stdout)
+        healthy, lines = tail_json(sock)
         wait_until(lambda: lines.of("prediction"), 30, "the first prediction")
 
         rng = np.random.default_rng(3)
@@ -479,9 +487,7 @@ def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
             reply += huge.recv(65536)
         before = len(lines.of("prediction"))
         wait_until(lambda: len(lines.of("prediction")) >= before + 8, 30, "predictions during the attack")
-        status = json.loads(subprocess.run([EQUIVCTL, "status", "--json", "--socket", str(sock)],
-                                           capture_output=True, text=True, check=True).stdout)
-        assert len(status["clients"]) >= 1000
+        assert len(status(sock)["clients"]) >= 1000
         for c in crowd + [garbage, huge]:
             c.close()
         seqs = [p["seq"] for p in lines.of("prediction")]
@@ -506,9 +512,7 @@ def test_full_disk_under_the_clip_spool_loses_clips_not_predictions(tmp_path):
                                 extra=f'[spool]\ndirectory = "{spool}"\nquota_bytes = 10000000\ncontext_seconds = 0\n')
         try:
             wait_until(sock.exists, 30, "the socket")
-            tail = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
-                                    stdout=subprocess.PIPE, text=True)
-            lines = Lines(tail.stdout)
+            tail, lines = tail_json(sock)
             wait_until(lambda: len([e for e in lines.of("error") if e["code"] == "clip_failed"]) >= 2, 60, "clip_failed")
             before = len(lines.of("prediction"))
             wait_until(lambda: len(lines.of("prediction")) >= before + 4, 30, "predictions after the disk filled")
