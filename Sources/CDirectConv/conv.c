@@ -153,8 +153,6 @@ static void choose_once(void) {
 
 static void choose(void) { pthread_once(&chosen, choose_once); }
 
-size_t equivd_conv_filters_per_block(void) { return R; }
-
 size_t equivd_conv_step(void) {
     choose();
     return step;

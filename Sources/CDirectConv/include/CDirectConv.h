@@ -16,8 +16,8 @@
  * equivd_conv_step() positions, so the caller leaves that many readable floats after the last
  * plane, beyond the largest offset.
  *
- * Weights are packed once, at load, in blocks of equivd_conv_filters_per_block() filters:
- * block b holds [c][t][r] for filters b * R + r (zero where that filter does not exist).
+ * Weights are packed once, at load, in blocks of R = 8 filters: block b holds [c][t][r] for
+ * filters b * R + r (zero where that filter does not exist).
  * The kernel is picked once per process for the CPU: AVX-512, AVX2 + FMA, or portable C.
  */
 
@@ -43,8 +43,7 @@ typedef struct {
     size_t positions;                 /* grid positions to compute: output height × padded width */
 } equivd_conv_job;
 
-/* Filters per packed block (R) and positions per step of the kernel the CPU runs. */
-size_t equivd_conv_filters_per_block(void);
+/* Positions per step of the kernel the CPU runs. */
 size_t equivd_conv_step(void);
 /* The kernel in use: "avx512", "avx2" or "portable". */
 const char *equivd_conv_isa(void);
