@@ -125,6 +125,10 @@ private func poolInside(_ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<F
         return
     }
     let scale = 1 / Float(w.kernelSize), ow = w.outputWidth
+    if w.kernelHeight == 1 && w.strideY == 1 && w.strideX == w.kernelWidth && ow * w.kernelWidth == width {
+        poolGroups(px, py, groups: planes * w.outputHeight * ow, size: w.kernelWidth, scale: scale, max: isMax)
+        return
+    }
     if w.kernelHeight == 1 {  // pooling along one axis (time, in spectrograms): one pass per row
         let (kw, sx, oh) = (w.kernelWidth, w.strideX, w.outputHeight)
         for row in 0..<planes * oh {
@@ -168,5 +172,36 @@ private func poolInside(_ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<F
             if !isMax { for ox in 0..<ow { o[ox] *= scale } }
             o += ow
         }
+    }
+}
+
+/// Windows along rows that tile every row exactly (kernel = stride = width / outputs, as in
+/// AveragePool(1×5) over time): the tensor is one run of `groups` groups of `size` consecutive
+/// values, one output each. Small sizes get a constant size so that the compiler vectorizes the
+/// strided loads.
+private func poolGroups(_ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>, groups: Int, size: Int, scale: Float, max isMax: Bool) {
+    switch (size, isMax) {
+    case (2, false): reduceGroups(px, py, groups, 2, scale, +)
+    case (3, false): reduceGroups(px, py, groups, 3, scale, +)
+    case (4, false): reduceGroups(px, py, groups, 4, scale, +)
+    case (5, false): reduceGroups(px, py, groups, 5, scale, +)
+    case (2, true): reduceGroups(px, py, groups, 2, 1, Swift.max)
+    case (3, true): reduceGroups(px, py, groups, 3, 1, Swift.max)
+    case (4, true): reduceGroups(px, py, groups, 4, 1, Swift.max)
+    case (5, true): reduceGroups(px, py, groups, 5, 1, Swift.max)
+    default: reduceGroups(px, py, groups, size, isMax ? 1 : scale, isMax ? Swift.max : (+))
+    }
+}
+
+@inline(__always)
+private func reduceGroups(
+    _ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>, _ groups: Int, _ size: Int, _ scale: Float,
+    _ combine: (Float, Float) -> Float
+) {
+    for g in 0..<groups {
+        let group = px + g * size
+        var value = group[0]
+        for i in 1..<size { value = combine(value, group[i]) }
+        py[g] = value * scale
     }
 }
