@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay noprior-bundle table-swift soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay canonicalizers table table-swift soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -69,18 +69,23 @@ fixtures: deps-torch
 onnx-proto:
 	scripts/gen-onnx-proto.sh
 
-# The default bundle (Models/), docs/results.md and Samples/, all from the seed (about 25 minutes).
+# The default bundle (Models/), row (b)'s bundle, docs/results.md and Samples/, all from the seed
+# (about 70 minutes on 2 cores).
 models: deps-torch build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain models --data data --out Models --table docs/results.md
 	PYTHONPATH=Training $(PYTHON) -m equivtrain samples --out Samples
 
-# The results table again through equivd replay, side by side in docs/results.md (about 15 minutes;
-# needs the test sets of a `make models` run in data/).
-# Row (b) of the table: the no-prior canonicalizer retrained against the bundle's classifier,
-# as a bundle of its own in data/noprior-bundle (about 7 minutes); table-swift then adds the row.
-noprior-bundle: deps-torch
-	PYTHONPATH=Training $(PYTHON) -m equivtrain noprior
+# The results table of Models/ and data/noprior-bundle on the test sets (about 25 minutes).
+table: deps build
+	PYTHONPATH=Training $(PYTHON) -m equivtrain table
 
+# Both canonicalizers again for the frozen classifier in Models/ (with prior: the bundle; without:
+# row (b)'s bundle in data/noprior-bundle), then the table (about 35 minutes; `make models` ends so).
+canonicalizers: deps-torch build
+	PYTHONPATH=Training $(PYTHON) -m equivtrain canonicalizers
+
+# The results table again through equivd replay, side by side in docs/results.md (about 40 minutes;
+# needs the test sets and Python figures of `make table` or `make models`).
 table-swift: deps build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain table-swift --equivd $(RELEASE_BIN)/equivd
 

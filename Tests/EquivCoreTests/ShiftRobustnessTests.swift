@@ -66,7 +66,7 @@ import Testing
 
     /// Two machines an octave apart over broadband noise: no single pitch explains the window, so
     /// the canonicalizer or the classifier must be unsure.
-    @Test("an ambiguous mixture takes the top-K or abstain path", arguments: ["bearing-nominal.wav", "misalignment-nominal.wav"])
+    @Test("an ambiguous mixture takes the top-K or abstain path", arguments: ["bearing-nominal.wav", "gear-nominal.wav"])
     func ambiguousMixtureFallsBack(sample: String) throws {
         let recognizer = try Recognizer(bundle: try RecognizerTests.bundle(), mode: .topk)
         let x = try Self.samples(sample)

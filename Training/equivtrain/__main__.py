@@ -25,12 +25,16 @@ def generate(args):
             machine_rng = np.random.default_rng([args.seed, c, i])
             machine = synth.make_machine(label, machine_rng)
             for s in shifts:
-                clip_rng = np.random.default_rng([args.seed, c, i, s + 100, 1 if args.kind == "resample" else 0])
+                # One recording session per machine too: at every shift (and in the nominal set of
+                # the same seed) the noise, knocks and gain are the same draws, so a shifted clip
+                # differs from its nominal clip by the shift alone.
+                clip_rng = np.random.default_rng([args.seed, c, i, 100, 0])
                 if args.kind == "speed":
                     x = synth.render(machine, args.seconds, clip_rng, speed=synth.speed_factor(s))
-                else:
-                    seconds = args.seconds * synth.speed_factor(s)  # so the shifted clip lasts --seconds
-                    x = synth.resample_shift(synth.render(machine, seconds, clip_rng), s)
+                else:  # the nominal recording itself, resampled: it lasts --seconds · 2^(−s/12)
+                    x = synth.resample_shift(synth.render(machine, args.seconds, clip_rng), s)
+                if args.keep:
+                    x = x[:int(args.keep * synth.RATE)]
                 name = f"{label}-{i:04d}-{args.kind}{s:+03d}.wav"
                 scipy.io.wavfile.write(out / name, synth.RATE, x)
                 rows.append((name, label, f"{label}-{i:04d}", s, args.kind))
@@ -38,7 +42,7 @@ def generate(args):
         w = csv.writer(f)
         w.writerow(["path", "label", "machine", "semitones", "kind"])
         w.writerows(rows)
-    print(f"{out}: {len(rows)} clips of {args.seconds} s, classes {', '.join(synth.CLASSES)}")
+    print(f"{out}: {len(rows)} clips of {args.keep or args.seconds} s, classes {', '.join(synth.CLASSES)}")
 
 
 def samples(args):
@@ -67,36 +71,75 @@ def samples(args):
 
 
 def models(args):
-    """Everything from the seed: datasets, the frozen classifier, both canonicalizers, the
-    results table (docs/results.md), calibration and the bundle (Models/)."""
+    """Everything from the seed: datasets, the frozen classifier (exported to --out), then
+    `canonicalizers` for it."""
     import torch
 
-    from . import bundle, data, evaluate, train
+    from . import bundle, data, train
 
     torch.set_num_threads(2)
-    torch.manual_seed(args.seed)
-    root = pathlib.Path(args.data)
-    splits = {name: data.load(root, name) for name in ("train", "val", "test", "speed", "resample")}
+    splits = {name: data.load(args.data, name) for name in ("train", "val")}
     classifier = train.train_classifier(splits["train"], splits["val"], synth.CLASSES, epochs=args.epochs, seed=args.seed)
+    pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
+    bundle.export(classifier, pathlib.Path(args.out) / "classifier.onnx", "logits")
+    torch.save(classifier.state_dict(), pathlib.Path(args.data) / "classifier.pt")
+    canonicalizers(args, {"generator": "equivtrain.synth", "seed": args.seed, "classifier_epochs": args.epochs,
+                          "train_windows": int(len(splits["train"]["X"]))})
+
+
+def canonicalizers(args, provenance=None):
+    """For the frozen classifier in --out/classifier.onnx: the canonicalizer with the prior (no
+    labels), calibration and bundle.json; the no-prior canonicalizer (task loss through the
+    classifier) as row (b)'s bundle; then the results table. `provenance` defaults to the
+    classifier's, from the bundle.json already there."""
+    import torch
+
+    from . import bundle, data, models, train
+
+    torch.set_num_threads(2)
+    out = pathlib.Path(args.out)
+    classifier_onnx = out / "classifier.onnx"
+    if provenance is None:
+        provenance = json.loads((out / "bundle.json").read_text())["provenance"]
+    splits = {name: data.load(args.data, name) for name in ("train", "val")}
     prior = train.train_canonicalizer(splits["train"], splits["val"], prior=True, epochs=args.canon_epochs, seed=args.seed)
-    noprior = train.train_canonicalizer(splits["train"], splits["val"], classifier=classifier, prior=False,
-                                        epochs=args.noprior_epochs, seed=args.seed)
-    thresholds = bundle.calibrate(bundle.torch_function(classifier, softmax=True), bundle.torch_function(prior, softmax=False),
+    thresholds = bundle.calibrate(bundle.onnx_function(classifier_onnx, softmax=True), bundle.torch_function(prior, softmax=False),
                                   splits["val"]["X"], np.random.default_rng(args.seed))
-    counts = {"nominal": len(splits["test"]["X"]), "speed": len(splits["speed"]["X"]), "resample": len(splits["resample"]["X"])}
-    provenance = {"generator": "equivtrain.synth", "seed": args.seed, "classifier_epochs": args.epochs,
-                  "canonicalizer_epochs": args.canon_epochs, "noprior_epochs": args.noprior_epochs,
-                  "train_windows": int(len(splits["train"]["X"]))}
-    # The bundle first: the table (group averaging alone is 2K+1 classifier passes a window) comes after.
-    bundle.write(args.out, classifier, prior, synth.CLASSES, thresholds, provenance)
-    torch.save({"classifier": classifier.state_dict(), "prior": prior.state_dict(), "noprior": noprior.state_dict()},
-               root / "models.pt")
-    print(f"{args.out}: bundle written; thresholds {thresholds}", flush=True)
-    rows = evaluate.table({"nominal": splits["test"], "speed": splits["speed"], "resample": splits["resample"]},
-                          classifier, {"prior": prior, "noprior": noprior}, thresholds["canonicalizer_min_p"])
-    table = evaluate.markdown(rows, counts)
-    print(table)
-    pathlib.Path(args.table).write_text(RESULTS_HEADER.format(seed=args.seed) + table + "\n")
+    provenance.update(canonicalizer_epochs=args.canon_epochs, noprior_epochs=args.noprior_epochs)
+    bundle.write(out, classifier_onnx, prior, synth.CLASSES, thresholds, provenance)
+    print(f"{out}: bundle written; thresholds {thresholds}", flush=True)
+    noprior = train.train_canonicalizer(splits["train"], splits["val"], prior=False, epochs=args.noprior_epochs, seed=args.seed,
+                                        classifier=models.classifier_from_onnx(classifier_onnx, len(synth.CLASSES)))
+    write_noprior_bundle(noprior, out, args.noprior_out, args.noprior_epochs, args.seed)
+    torch.save({"prior": prior.state_dict(), "noprior": noprior.state_dict()}, pathlib.Path(args.data) / "canonicalizers.pt")
+    write_table(args.data, out, args.noprior_out, args.table)
+
+
+def write_noprior_bundle(canonicalizer, bundle_dir, out, epochs, seed):
+    """Row (b)'s canonicalizer as a bundle of its own: `bundle_dir` with its canonicalizer
+    replaced, so that the table and `equivd replay` evaluate the same file."""
+    import hashlib
+    import shutil
+
+    from . import bundle
+
+    out = pathlib.Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(bundle_dir, out)
+    bundle.export(canonicalizer, out / "canonicalizer.onnx", "shift_logits")
+    manifest = json.loads((out / "bundle.json").read_text())
+    manifest["models"]["canonicalizer"]["sha256"] = hashlib.sha256((out / "canonicalizer.onnx").read_bytes()).hexdigest()
+    manifest["provenance"]["canonicalizer"] = f"no prior, task loss, {epochs} epochs, seed {seed}"
+    (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def write_table(data_root, bundle_dir, noprior_dir, results_md):
+    """The results table of the bundles, printed and put into its section of `results_md`."""
+    from . import evaluate
+
+    text = evaluate.bundle_table(data_root, bundle_dir, noprior_dir)
+    print(text, flush=True)
+    evaluate.write_section(results_md, "table", text)
 
 
 def byod(args):
@@ -149,48 +192,8 @@ def byod(args):
     print(f"{args.out}: bundle for {len(classes)} classes from {len(paths)} files")
 
 
-RESULTS_HEADER = """# Results
-
-Made by `make models` (`python -m equivtrain models`, seed {seed}) on the generated line-side
-machine sounds (Training/README.md): the frozen classifier is trained on nominal-speed windows
-only; the canonicalizer with the prior never sees a label. Accuracy is per 1 s window, in %;
-"consistent across shifts" is the share of test machines whose clip-level label is the same at
-all nine tested shifts (−12…+12 semitones in steps of 3). Milliseconds per window are PyTorch on
-one thread, feature windows given (the Swift path is measured in issue 5).
-
-"""
-
-
-def noprior(args):
-    """Row (b) again: the no-prior canonicalizer (task loss through the bundle's frozen
-    classifier, seeded as `models` seeds it) trained against Models/classifier.onnx, written as a
-    bundle of its own for `equivd replay`, and its Python figures on the same test sets."""
-    import hashlib
-    import shutil
-
-    import torch
-
-    from . import bundle, data, evaluate, models, train
-
-    torch.set_num_threads(2)
-    torch.manual_seed(args.seed)
-    root = pathlib.Path(args.data)
-    splits = {name: data.load(root, name) for name in ("train", "val", "test", "speed", "resample")}
-    classifier = models.classifier_from_onnx(pathlib.Path(args.bundle) / "classifier.onnx", len(synth.CLASSES))
-    canonicalizer = train.train_canonicalizer(splits["train"], splits["val"], classifier=classifier, prior=False,
-                                              epochs=args.noprior_epochs, seed=args.seed)
-    out = pathlib.Path(args.out)
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(args.bundle, out)
-    bundle.export(canonicalizer, out / "canonicalizer.onnx", "shift_logits")
-    manifest = json.loads((out / "bundle.json").read_text())
-    manifest["models"]["canonicalizer"]["sha256"] = hashlib.sha256((out / "canonicalizer.onnx").read_bytes()).hexdigest()
-    manifest["provenance"]["canonicalizer"] = f"no prior, task loss, {args.noprior_epochs} epochs, seed {args.seed}"
-    (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    sets = {"nominal": splits["test"], "speed": splits["speed"], "resample": splits["resample"]}
-    row = evaluate.table(sets, classifier, {"noprior": canonicalizer}, 0.0, only={"noprior"})[0]
-    print(json.dumps(row))
-    (out / "python-row-b.json").write_text(json.dumps(row, indent=2) + "\n")
+def table(args):
+    write_table(args.data, args.bundle, args.noprior, args.table)
 
 
 def table_swift(args):
@@ -204,7 +207,10 @@ def main(argv=None):
     g = sub.add_parser("generate", help="synthesize line-side machine sounds")
     g.add_argument("--out", required=True)
     g.add_argument("--per-class", type=int, default=20, help="machines per class")
-    g.add_argument("--seconds", type=float, default=3.0)
+    g.add_argument("--seconds", type=float, default=3.0, help="length of each recording")
+    g.add_argument("--keep", type=float, default=0.0,
+                   help="keep the first KEEP seconds of each clip (0: all); a recording resampled 12 semitones "
+                        "up lasts half as long, so KEEP = --seconds / 2 gives every shift as many windows")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--shifts", default="", help="comma-separated semitones, e.g. -12,-6,0,6,12 (default 0)")
     g.add_argument("--kind", choices=["speed", "resample"], default="speed",
@@ -214,15 +220,25 @@ def main(argv=None):
     sm.add_argument("--out", default="Samples")
     sm.add_argument("--seed", type=int, default=7)
     sm.set_defaults(run=samples)
-    m = sub.add_parser("models", help="train everything from the seed and write the bundle and results table")
-    m.add_argument("--data", default="data", help="where generated clips and feature caches go")
-    m.add_argument("--out", default="Models")
-    m.add_argument("--table", default="docs/results.md")
-    m.add_argument("--seed", type=int, default=1)
-    m.add_argument("--epochs", type=int, default=14)
-    m.add_argument("--canon-epochs", type=int, default=20)
-    m.add_argument("--noprior-epochs", type=int, default=6, help="the task-loss variant costs 3 classifier passes a window")
-    m.set_defaults(run=models)
+    for name, run, text in (("models", models, "train everything from the seed: the classifier, then `canonicalizers`"),
+                             ("canonicalizers", canonicalizers,
+                              "both canonicalizers, calibration, the bundle and row (b)'s bundle for --out/classifier.onnx, then `table`")):
+        m = sub.add_parser(name, help=text)
+        m.add_argument("--data", default="data", help="where generated clips and feature caches go")
+        m.add_argument("--out", default="Models")
+        m.add_argument("--table", default="docs/results.md")
+        m.add_argument("--seed", type=int, default=1)
+        m.add_argument("--epochs", type=int, default=14, help="classifier epochs (models only)")
+        m.add_argument("--canon-epochs", type=int, default=20)
+        m.add_argument("--noprior-epochs", type=int, default=6, help="the task-loss variant costs 3 classifier passes a window")
+        m.add_argument("--noprior-out", default="data/noprior-bundle", help="where row (b)'s bundle goes")
+        m.set_defaults(run=run)
+    tb = sub.add_parser("table", help="the results table of a bundle (and row (b) of a no-prior bundle) on the test sets")
+    tb.add_argument("--data", default="data")
+    tb.add_argument("--bundle", default="Models")
+    tb.add_argument("--noprior", default="data/noprior-bundle")
+    tb.add_argument("--table", default="docs/results.md", help="the table replaces its marked section here")
+    tb.set_defaults(run=table)
     b = sub.add_parser("byod", help="train from your own audio files (manifest CSV: path[,label])")
     b.add_argument("--manifest", required=True)
     b.add_argument("--out", required=True)
@@ -233,13 +249,6 @@ def main(argv=None):
     b.add_argument("--canon-epochs", type=int, default=20)
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(run=byod)
-    n = sub.add_parser("noprior", help="row (b): the no-prior canonicalizer against the bundle's classifier, as a bundle")
-    n.add_argument("--data", default="data")
-    n.add_argument("--bundle", default="Models")
-    n.add_argument("--out", default="data/noprior-bundle")
-    n.add_argument("--seed", type=int, default=1)
-    n.add_argument("--noprior-epochs", type=int, default=6)
-    n.set_defaults(run=noprior)
     t = sub.add_parser("table-swift", help="the results table again through `equivd replay` (issue 5)")
     t.add_argument("--data", default="data")
     t.add_argument("--bundle", default="Models")

@@ -73,9 +73,12 @@ def torch_function(model, softmax):
     return run
 
 
-def onnx_function(path, softmax):
-    """An ONNX model (input [N, 1, F, T]) as a numpy function, through onnxruntime."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def onnx_function(path, softmax, threads=0):
+    """An ONNX model (input [N, 1, F, T]) as a numpy function, through onnxruntime on `threads`
+    intra-op threads (0: onnxruntime's choice)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
     def run(X, batch=256):
@@ -97,7 +100,8 @@ def write(folder, classifier, canonicalizer, classes, thresholds, provenance):
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(classifier, (str, pathlib.Path)):
-        shutil.copyfile(classifier, folder / "classifier.onnx")
+        if pathlib.Path(classifier).resolve() != (folder / "classifier.onnx").resolve():
+            shutil.copyfile(classifier, folder / "classifier.onnx")
     else:
         export(classifier, folder / "classifier.onnx", "logits")
     export(canonicalizer, folder / "canonicalizer.onnx", "shift_logits")

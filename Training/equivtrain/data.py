@@ -11,13 +11,17 @@ from .__main__ import generate
 
 SHIFTS = (-12, -9, -6, -3, 0, 3, 6, 9, 12)
 
-# name: (machines per class, seconds per clip, seed, shifts, kind)
+# name: (machines per class, seconds per recording, seed, shifts, kind, seconds kept per clip).
+# The shifted sets play the nominal test set's own recordings (same seed, count and length): the
+# speed set's clip at 0 semitones is the first half of the nominal clip, the resample set
+# resamples the nominal recording itself, so only the shift differs; each keeps the first 4 s,
+# which every shift has (+12 semitones halves the 8 s recording), so each shift gives as many windows.
 SPLITS = {
-    "train": (150, 4.0, 101, (0,), "speed"),
-    "val": (40, 4.0, 202, (0,), "speed"),
-    "test": (50, 4.0, 303, (0,), "speed"),
-    "speed": (25, 3.0, 404, SHIFTS, "speed"),
-    "resample": (25, 3.0, 404, SHIFTS, "resample"),
+    "train": (150, 4.0, 101, (0,), "speed", 0.0),
+    "val": (40, 4.0, 202, (0,), "speed", 0.0),
+    "test": (50, 8.0, 303, (0,), "speed", 0.0),
+    "speed": (50, 8.0, 303, SHIFTS, "speed", 4.0),
+    "resample": (50, 8.0, 303, SHIFTS, "resample", 4.0),
 }
 
 
@@ -26,10 +30,10 @@ def load(root, name):
     root = pathlib.Path(root)
     cache = root / f"{name}.npz"
     if not cache.exists():
-        per_class, seconds, seed, shifts, kind = SPLITS[name]
+        per_class, seconds, seed, shifts, kind, keep = SPLITS[name]
         folder = root / name
         generate(argparse.Namespace(out=str(folder), per_class=per_class, seconds=seconds, seed=seed,
-                                    shifts=",".join(map(str, shifts)), kind=kind))
+                                    shifts=",".join(map(str, shifts)), kind=kind, keep=keep))
         save(folder, cache)
     data = np.load(cache)
     return {k: data[k] for k in data.files}

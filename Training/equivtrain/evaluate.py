@@ -1,56 +1,54 @@
 """The results table (docs/results.md): the frozen classifier alone, with each canonicalizer,
-with the top-K fallback, and full group averaging, on the nominal and both shifted test sets."""
+with the top-K fallback, and full group averaging, on the nominal and both shifted test sets.
+It evaluates the exported ONNX files (what ships) through onnxruntime on one thread."""
 
+import pathlib
 import time
 
 import numpy as np
 import torch
 
+from .bundle import onnx_function
 from .models import SHIFT_RANGE, translate
 
+SETS = {"nominal": "test", "speed": "speed", "resample": "resample"}
+METHODS = [("vanilla", "(a) frozen classifier alone"), ("noprior", "(b) + canonicalizer, no prior"),
+           ("prior", "(c) + canonicalizer with prior"), ("topk", "(d) (c) + top-3 fallback"),
+           ("groupavg", f"(e) group averaging over {2 * SHIFT_RANGE + 1} shifts"),
+           ("oracle", "(o) translation by the true shift (a ceiling, not a method)")]
 
-def _softmax_batches(model, X, shifts=None, batch=256):
-    """Softmax outputs of `model` on X translated by −shifts (per window)."""
-    out = []
+
+def _moved(X, shifts):
+    """X translated by −shifts (per window), as the canonicalizer's shift is undone."""
     with torch.no_grad():
-        for start in range(0, len(X), batch):
-            xb = torch.from_numpy(X[start:start + batch])
-            if shifts is not None:
-                xb = translate(xb, -torch.from_numpy(shifts[start:start + batch]))
-            out.append(torch.softmax(model(xb), dim=1).numpy())
-    return np.concatenate(out)
+        return translate(torch.from_numpy(X), -torch.from_numpy(np.asarray(shifts))).numpy()
 
 
-def shift_probabilities(canonicalizer, X, batch=256):
-    """p over candidate shifts k = −K…K for each window."""
-    return _softmax_batches(canonicalizer, X, batch=batch)
-
-
-def predict(method, X, classifier, canonicalizers, top=3, threshold=0.0):
-    """Class probabilities per window and the classifier calls each window cost."""
+def predict(method, data, classify, shift_logits, top=3, threshold=0.0):
+    """Class probabilities per window and the classifier calls each window cost. `classify` and
+    `shift_logits[name]` map windows [N, 1, F, T] to class probabilities and shift logits."""
+    X = data["X"]
     n = len(X)
     if method == "vanilla":
-        return _softmax_batches(classifier, X), np.ones(n)
+        return classify(X), np.ones(n)
+    if method == "oracle":
+        return classify(_moved(X, 2 * data["semitones"])), np.ones(n)   # B = 2 bins per semitone
     if method == "groupavg":
-        total = 0
-        for k in range(-SHIFT_RANGE, SHIFT_RANGE + 1):
-            total = total + _softmax_batches(classifier, X, np.full(n, k))
+        total = sum(classify(_moved(X, np.full(n, k))) for k in range(-SHIFT_RANGE, SHIFT_RANGE + 1))
         return total / (2 * SHIFT_RANGE + 1), np.full(n, 2 * SHIFT_RANGE + 1)
-    p = shift_probabilities(canonicalizers["noprior" if method == "noprior" else "prior"], X)
-    best = p.argmax(1) - SHIFT_RANGE
-    probs = _softmax_batches(classifier, X, best)
+    logits = shift_logits["noprior" if method == "noprior" else "prior"](X)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    probs = classify(_moved(X, p.argmax(1) - SHIFT_RANGE))
     calls = np.ones(n)
     if method == "topk":
-        unsure = p.max(1) < threshold
-        if unsure.any():
-            idx = np.where(unsure)[0]
+        idx = np.where(p.max(1) < threshold)[0]
+        if len(idx):
             order = np.argsort(-p[idx], axis=1)[:, :top]
             weights = np.take_along_axis(p[idx], order, axis=1)
             weights /= weights.sum(1, keepdims=True)
-            mix = 0
-            for i in range(top):
-                mix = mix + weights[:, i:i + 1] * _softmax_batches(classifier, X[idx], order[:, i] - SHIFT_RANGE)
-            probs[idx] = mix
+            probs[idx] = sum(weights[:, i:i + 1] * classify(_moved(X[idx], order[:, i] - SHIFT_RANGE))
+                             for i in range(top))
             calls[idx] = top
     return probs, calls
 
@@ -65,28 +63,38 @@ def consistency(labels, data):
     return np.mean([len(set(v)) == 1 for v in by_unit.values()])
 
 
-def table(sets, classifier, canonicalizers, threshold, top=3, only=None):
-    """Rows of the results table (those named in `only`, or all): accuracy per set, calls and ms
-    per window, consistency."""
-    torch.set_num_threads(1)
-    methods = [("vanilla", "(a) frozen classifier alone"), ("noprior", "(b) + canonicalizer, no prior"),
-               ("prior", "(c) + canonicalizer with prior"), ("topk", f"(d) (c) + top-{top} fallback"),
-               ("groupavg", f"(e) group averaging over {2 * SHIFT_RANGE + 1} shifts")]
-    rows = []
-    for key, name in methods:
-        if only is not None and key not in only:
+def by_machine(correct, units):
+    """Accuracy per machine, in a fixed order of machine names."""
+    names = np.unique(units)
+    return names, np.array([correct[units == u].mean() for u in names])
+
+
+def table(sets, classify, shift_logits, threshold, top=3):
+    """Rows of the results table: accuracy per set, calls and ms per window, consistency; and, for
+    each shifted set, the paired difference to (a) on nominal with its standard error over
+    machines (windows of one machine are not independent)."""
+    rows, nominal_by_machine = [], None
+    for key, name in METHODS:
+        if key == "noprior" and "noprior" not in shift_logits:
             continue
         row = {"method": name}
         calls_all, seconds, windows = [], 0.0, 0
         for set_name, data in sets.items():
             started = time.perf_counter()
-            probs, calls = predict(key, data["X"], classifier, canonicalizers, top=top, threshold=threshold)
+            probs, calls = predict(key, data, classify, shift_logits, top=top, threshold=threshold)
             seconds += time.perf_counter() - started
             windows += len(data["X"])
             labels = probs.argmax(1)
-            row[set_name] = 100 * np.mean(labels == data["y"])
+            correct = labels == data["y"]
+            row[set_name] = 100 * correct.mean()
+            units, per_machine = by_machine(correct, data["unit"])
+            if key == "vanilla" and set_name == "nominal":
+                nominal_by_machine = dict(zip(units, per_machine))
             if set_name != "nominal":
                 row[f"{set_name} consistency"] = 100 * consistency(labels, data)
+                if nominal_by_machine is not None:
+                    diff = 100 * (per_machine - np.array([nominal_by_machine[u] for u in units]))
+                    row[f"{set_name} vs (a) nominal"] = (float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))))
             calls_all.append(calls)
         row["calls"] = float(np.concatenate(calls_all).mean())
         row["ms"] = 1e3 * seconds / windows
@@ -95,13 +103,53 @@ def table(sets, classifier, canonicalizers, threshold, top=3, only=None):
 
 
 def markdown(rows, counts):
-    head = ("| method | nominal | speed shift | resample shift | classifier calls / window | ms / window "
-            "| consistent across shifts: speed | resample |")
-    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    head = ("| method | nominal | speed shift | resample shift | speed − (a) nominal | resample − (a) nominal "
+            "| classifier calls / window | ms / window | consistent across shifts: speed | resample |")
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['nominal']:.1f} | {r['speed']:.1f} | {r['resample']:.1f} | {r['calls']:.2f} "
-                     f"| {r['ms']:.2f} | {r['speed consistency']:.1f} | {r['resample consistency']:.1f} |")
+        paired = [f"{r[k][0]:+.1f} ± {r[k][1]:.1f}" if k in r else "" for k in ("speed vs (a) nominal", "resample vs (a) nominal")]
+        lines.append(f"| {r['method']} | {r['nominal']:.1f} | {r['speed']:.1f} | {r['resample']:.1f} | {paired[0]} | {paired[1]} "
+                     f"| {r['calls']:.2f} | {r['ms']:.2f} | {r['speed consistency']:.1f} | {r['resample consistency']:.1f} |")
     lines.append("")
-    lines.append(f"Windows: nominal {counts['nominal']}, speed shift {counts['speed']}, resample shift {counts['resample']}; "
-                 f"standard error of an accuracy near 90 % is about {100 * np.sqrt(0.09 / counts['speed']):.1f} points on the shifted sets.")
+    lines.append(f"Windows: nominal {counts['nominal']}, speed shift {counts['speed']}, resample shift {counts['resample']}, "
+                 f"from the same {counts['machines']} machines. The ± columns are the shifted accuracy minus (a)'s "
+                 "nominal accuracy, machine by machine, with the standard error over machines.")
     return "\n".join(lines)
+
+
+def load_sets(data_root):
+    from . import data
+    return {name: data.load(data_root, split) for name, split in SETS.items()}
+
+
+def bundle_table(data_root, bundle, noprior_bundle=None, threshold=None):
+    """The whole table for a bundle folder (its classifier and canonicalizer) and, if given, a
+    no-prior bundle (row (b)); returns the markdown."""
+    import json
+
+    torch.set_num_threads(1)
+    sets = load_sets(data_root)
+    bundle = pathlib.Path(bundle)
+    classify = onnx_function(bundle / "classifier.onnx", softmax=True, threads=1)
+    shift_logits = {"prior": onnx_function(bundle / "canonicalizer.onnx", softmax=False, threads=1)}
+    if noprior_bundle is not None and (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists():
+        shift_logits["noprior"] = onnx_function(pathlib.Path(noprior_bundle) / "canonicalizer.onnx", softmax=False, threads=1)
+    if threshold is None:
+        threshold = json.loads((bundle / "bundle.json").read_text())["thresholds"]["canonicalizer_min_p"]
+    rows = table(sets, classify, shift_logits, threshold)
+    counts = {name: len(data["X"]) for name, data in sets.items()}
+    counts["machines"] = len(np.unique(sets["nominal"]["unit"]))
+    return markdown(rows, counts)
+
+
+def write_section(path, marker, text):
+    """Puts `text` between `<!-- marker -->` and `<!-- /marker -->` in the file at `path`
+    (appended with the markers if they are not there), leaving the rest of the file as it is."""
+    path = pathlib.Path(path)
+    begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old:
+        new = old[:old.index(begin) + len(begin)] + "\n" + text + "\n" + old[old.index(end):]
+    else:
+        new = old + f"\n{begin}\n{text}\n{end}\n"
+    path.write_text(new)

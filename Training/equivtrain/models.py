@@ -41,16 +41,19 @@ class Classifier(nn.Module):
 
 
 class Canonicalizer(nn.Module):
-    """Translation-equivariant along frequency: convolutions with same padding, pooling over time
-    only, dilated 1-D convolutions over frequency; one score per bin (no dense layer across
-    frequency). Scores at REFERENCE_BIN + k, k ∈ [−K, K], are the logits of shift k."""
+    """Translation-equivariant along frequency: average-pooling over time first (100 frames → 20:
+    a shift estimate needs little time resolution, and every later layer runs on a fifth of the
+    frames), convolutions with same padding, mean over time, dilated 1-D convolutions over
+    frequency; one score per bin (no dense layer across frequency). Scores at REFERENCE_BIN + k,
+    k ∈ [−K, K], are the logits of shift k."""
 
     def __init__(self, mean=-8.0, std=3.0, width=32):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean))
         self.register_buffer("std", torch.tensor(std))
+        self.pool = nn.AvgPool2d((1, 5))
         self.conv2d = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d((1, 5)),
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
             nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
         )
         layers, channels = [], 8
@@ -61,7 +64,7 @@ class Canonicalizer(nn.Module):
         self.conv1d = nn.Sequential(*layers)
 
     def forward(self, x):
-        x = (x - self.mean) / self.std
+        x = (self.pool(x) - self.mean) / self.std           # pooling first: the affine map commutes with it
         h = self.conv2d(x).mean(dim=3)                      # [N, C, F]
         scores = self.conv1d(h).flatten(1)                  # [N, F]
         return scores[:, REFERENCE_BIN - SHIFT_RANGE:REFERENCE_BIN + SHIFT_RANGE + 1]   # [N, 2K+1]

@@ -1,11 +1,9 @@
 """The results table again, through the Swift daemon's own path (issue 5): `equivd replay` over
-the same test clips that `models` evaluated, in each mode, side by side with the Python figures
+the same test clips that `table` evaluated, in each mode, side by side with the Python figures
 of docs/results.md.
 
 Rows: (a) vanilla, (c) canon, (d) topk with abstaining off (the Python row never abstains),
-(e) groupavg; and (b), canon with the no-prior canonicalizer, when `python -m equivtrain noprior`
-has written its bundle (its Python figures come with it: that retrained canonicalizer, not the
-lost one of the main table).
+(e) groupavg; and (b), canon with the no-prior bundle, when `models` or `noprior` has written it.
 """
 
 import csv
@@ -13,6 +11,8 @@ import json
 import pathlib
 import re
 import subprocess
+
+from .evaluate import write_section
 
 SETS = {"nominal": "test", "speed shift": "speed", "resample shift": "resample"}
 ROWS = [("(a) frozen classifier alone", "vanilla", []),
@@ -47,12 +47,9 @@ def run(data, bundle, equivd, results_md, out, work, noprior_bundle="data/noprio
     manifests = {name: manifest(pathlib.Path(data) / folder, work / f"{folder}.csv") for name, folder in SETS.items()}
     python = python_figures(results_md)
     rows = [(title, mode, extra, bundle) for title, mode, extra in ROWS]
-    retrained = pathlib.Path(noprior_bundle) / "python-row-b.json"
-    if retrained.exists():
-        row = json.loads(retrained.read_text())
-        python["(b)"] = [row["nominal"], row["speed"], row["resample"]]
-        rows.insert(1, ("(b) + canonicalizer, no prior (retrained)", "canon", [], str(noprior_bundle)))
-    lines = ["| method | set | Python (PyTorch) | Swift (`equivd replay`) | difference | windows | Swift ms / window |",
+    if (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists():
+        rows.insert(1, ("(b) + canonicalizer, no prior", "canon", [], str(noprior_bundle)))
+    lines = ["| method | set | Python (onnxruntime) | Swift (`equivd replay`) | difference | windows | Swift ms / window |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for title, mode, extra, bundle in rows:
         for i, (name, path) in enumerate(manifests.items()):
@@ -64,11 +61,4 @@ def run(data, bundle, equivd, results_md, out, work, noprior_bundle="data/noprio
             lines.append(f"| {title} | {name} | {py:.1f} | {r['accuracy']:.1f} | {r['accuracy'] - py:+.1f} | "
                          f"{r['labelled_windows']} | {r['ms_per_window']:.2f} |")
             print(lines[-1], flush=True)
-    # The table goes between the markers of its section in `out` (docs/results.md).
-    text = pathlib.Path(out).read_text()
-    begin, end = "<!-- table-swift -->", "<!-- /table-swift -->"
-    if begin in text and end in text:
-        text = text[:text.index(begin) + len(begin)] + "\n" + "\n".join(lines) + "\n" + text[text.index(end):]
-    else:
-        text += f"\n{begin}\n" + "\n".join(lines) + f"\n{end}\n"
-    pathlib.Path(out).write_text(text)
+    write_section(out, "table-swift", "\n".join(lines))
