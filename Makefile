@@ -70,21 +70,21 @@ onnx-proto:
 	scripts/gen-onnx-proto.sh
 
 # The default bundle (Models/), row (b)'s bundle, docs/results.md and Samples/, all from the seed
-# (about 70 minutes on 2 cores).
+# (about 45 minutes on 2 cores, from its parts: data 10, classifier 6, canonicalizers 7, table 20).
 models: deps-torch build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain models --data data --out Models --table docs/results.md
 	PYTHONPATH=Training $(PYTHON) -m equivtrain samples --out Samples
 
-# The results table of Models/ and data/noprior-bundle on the test sets (about 25 minutes).
+# The results table of Models/ and data/noprior-bundle on the test sets (about 20 minutes).
 table: deps build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain table
 
 # Both canonicalizers again for the frozen classifier in Models/ (with prior: the bundle; without:
-# row (b)'s bundle in data/noprior-bundle), then the table (about 35 minutes; `make models` ends so).
+# row (b)'s bundle in data/noprior-bundle), then the table (about 30 minutes; `make models` ends so).
 canonicalizers: deps-torch build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain canonicalizers
 
-# The results table again through equivd replay, side by side in docs/results.md (about 40 minutes;
+# The results table again through equivd replay, side by side in docs/results.md (about 30 minutes;
 # needs the test sets and Python figures of `make table` or `make models`).
 table-swift: deps build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain table-swift --equivd $(RELEASE_BIN)/equivd
