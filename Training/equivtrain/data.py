@@ -14,8 +14,8 @@ SHIFTS = (-12, -9, -6, -3, 0, 3, 6, 9, 12)
 # name: (machines per class, seconds per recording, seed, shifts, kind, seconds kept per clip).
 # The shifted sets play the nominal test set's own recordings (same seed, count and length): the
 # speed set's clip at 0 semitones is the first half of the nominal clip, the resample set
-# resamples the nominal recording itself, so only the shift differs; each keeps the first 4 s,
-# which every shift has (+12 semitones halves the 8 s recording), so each shift gives as many windows.
+# resamples the nominal recording itself, so only the shift differs. Each keeps its first 4 s,
+# which every shift has (+12 semitones halves the 8 s recording): as many windows per shift.
 SPLITS = {
     "train": (150, 4.0, 101, (0,), "speed", 0.0),
     "val": (40, 4.0, 202, (0,), "speed", 0.0),

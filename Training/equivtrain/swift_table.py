@@ -3,7 +3,7 @@ the same test clips that `table` evaluated, in each mode, side by side with the 
 of docs/results.md.
 
 Rows: (a) vanilla, (c) canon, (d) topk with abstaining off (the Python row never abstains),
-(e) groupavg; and (b), canon with the no-prior bundle, when `models` or `noprior` has written it.
+(e) groupavg; and (b), canon with the no-prior bundle, when `models` or `canonicalizers` has written it.
 """
 
 import csv
