@@ -107,7 +107,8 @@ private func planGlobalPool(_ ctx: NodeContext, max isMax: Bool) throws(ModelErr
     return [.buffer(out)]
 }
 
-/// Pooling when every window lies inside the input; 2×2 max pooling with stride 2 has its own loop.
+/// Pooling when every window lies inside the input; 2×2 max pooling with stride 2 and windows that
+/// tile each row exactly (`poolGroups`) have their own loops.
 private func poolInside(_ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<Float>, planes: Int, _ w: Window2D, max isMax: Bool) {
     let width = w.inputWidth
     var o = py
@@ -127,29 +128,6 @@ private func poolInside(_ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<F
     let scale = 1 / Float(w.kernelSize), ow = w.outputWidth
     if w.kernelHeight == 1 && w.strideY == 1 && w.strideX == w.kernelWidth && ow * w.kernelWidth == width {
         poolGroups(px, py, groups: planes * w.outputHeight * ow, size: w.kernelWidth, scale: scale, max: isMax)
-        return
-    }
-    if w.kernelHeight == 1 {  // pooling along one axis (time, in spectrograms): one pass per row
-        let (kw, sx, oh) = (w.kernelWidth, w.strideX, w.outputHeight)
-        for row in 0..<planes * oh {
-            let line = px + (row / oh) * w.inputPlane + (row % oh) * w.strideY * width
-            if isMax {
-                for ox in 0..<ow {
-                    let window = line + ox * sx
-                    var value = window[0]
-                    for kx in 1..<kw { value = Swift.max(value, window[kx]) }
-                    o[ox] = value
-                }
-            } else {
-                for ox in 0..<ow {
-                    let window = line + ox * sx
-                    var value = window[0]
-                    for kx in 1..<kw { value += window[kx] }
-                    o[ox] = value * scale
-                }
-            }
-            o += ow
-        }
         return
     }
     // Row by row: each output row gathers its window's input rows, one kernel column at a time,
