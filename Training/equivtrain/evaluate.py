@@ -2,6 +2,7 @@
 with the top-K fallback, and full group averaging, on the nominal and both shifted test sets.
 It evaluates the exported ONNX files (what ships) through onnxruntime on one thread."""
 
+import json
 import pathlib
 import time
 
@@ -117,25 +118,19 @@ def markdown(rows, counts):
     return "\n".join(lines)
 
 
-def load_sets(data_root):
+def bundle_table(data_root, bundle, noprior_bundle=None):
+    """The whole table for a bundle folder (its classifier, canonicalizer and top-K threshold)
+    and, if given, a no-prior bundle (row (b)); returns the markdown."""
     from . import data
-    return {name: data.load(data_root, split) for name, split in SETS.items()}
-
-
-def bundle_table(data_root, bundle, noprior_bundle=None, threshold=None):
-    """The whole table for a bundle folder (its classifier and canonicalizer) and, if given, a
-    no-prior bundle (row (b)); returns the markdown."""
-    import json
 
     torch.set_num_threads(1)
-    sets = load_sets(data_root)
+    sets = {name: data.load(data_root, split) for name, split in SETS.items()}
     bundle = pathlib.Path(bundle)
     classify = onnx_function(bundle / "classifier.onnx", softmax=True, threads=1)
     shift_logits = {"prior": onnx_function(bundle / "canonicalizer.onnx", softmax=False, threads=1)}
     if noprior_bundle is not None and (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists():
         shift_logits["noprior"] = onnx_function(pathlib.Path(noprior_bundle) / "canonicalizer.onnx", softmax=False, threads=1)
-    if threshold is None:
-        threshold = json.loads((bundle / "bundle.json").read_text())["thresholds"]["canonicalizer_min_p"]
+    threshold = json.loads((bundle / "bundle.json").read_text())["thresholds"]["canonicalizer_min_p"]
     rows = table(sets, classify, shift_logits, threshold)
     counts = {name: len(data["X"]) for name, data in sets.items()}
     counts["machines"] = len(np.unique(sets["nominal"]["unit"]))
