@@ -73,3 +73,29 @@ def test_every_class_renders_finite_audio_below_full_scale(label):
 def test_unknown_class_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown class 'squeal'"):
         synth.make_machine("squeal", np.random.default_rng(0))
+
+
+def test_shifted_sets_replay_the_nominal_recordings(tmp_path):
+    """`generate` as data.py calls it for the test sets: the speed set's 0-semitone clip is the
+    start of the nominal recording, and the resample set resamples the nominal recording itself,
+    so a shifted clip differs from its nominal clip by the shift alone."""
+    import argparse
+
+    import scipy.io.wavfile
+
+    from equivtrain.__main__ import generate
+
+    def clips(kind, shifts, keep):
+        out = tmp_path / f"{kind}{keep}"
+        generate(argparse.Namespace(out=str(out), per_class=1, seconds=2.0, seed=3, shifts=shifts, kind=kind, keep=keep))
+        return {p.name: scipy.io.wavfile.read(p)[1] for p in out.glob("*.wav")}
+
+    nominal = clips("speed", "0", 0.0)
+    speed = clips("speed", "0,3", 1.0)
+    resample = clips("resample", "0,3", 1.0)
+    for label in synth.CLASSES:
+        recording = nominal[f"{label}-0000-speed+00.wav"]
+        assert len(recording) == 2 * synth.RATE
+        assert np.array_equal(speed[f"{label}-0000-speed+00.wav"], recording[:synth.RATE])
+        assert not np.array_equal(speed[f"{label}-0000-speed+03.wav"], recording[:synth.RATE])
+        assert np.array_equal(resample[f"{label}-0000-resample+03.wav"], synth.resample_shift(recording, 3)[:synth.RATE])
