@@ -56,7 +56,8 @@ def train_classifier(train, val, classes, epochs=14, seed=0, log=print):
 
 def train_canonicalizer(train, val, classifier=None, prior=True, epochs=12, seed=0, log=print):
     """prior=True: the canonicalization prior in its equivariant form, CE(p(T_j X), j) for nominal
-    X and random j (DESIGN.md §2): no labels needed. prior=False: the task loss through the frozen
+    X and random j (DESIGN.md §2), half the windows with a stationary copy mixed in
+    (`with_stationary_copy`): no labels needed. prior=False: the task loss through the frozen
     classifier alone, over the top-3 shifts with a straight-through weighting."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -74,17 +75,28 @@ def train_canonicalizer(train, val, classifier=None, prior=True, epochs=12, seed
             xb = torch.from_numpy(X[idx])
             j = torch.from_numpy(rng.integers(-SHIFT_RANGE, SHIFT_RANGE + 1, len(idx)))
             shifted = translate(xb, j)
-            scores = model(shifted)
             if prior:
-                loss = nn.functional.cross_entropy(scores, j + SHIFT_RANGE)
+                loss = nn.functional.cross_entropy(model(with_stationary_copy(shifted, xb, rng)), j + SHIFT_RANGE)
             else:
-                loss = task_loss(scores, shifted, torch.from_numpy(y[idx]), classifier)
+                loss = task_loss(model(shifted), shifted, torch.from_numpy(y[idx]), classifier)
             opt.zero_grad()
             loss.backward()
             opt.step()
         log(f"canonicalizer ({'prior' if prior else 'task loss'}) epoch {epoch + 1}/{epochs}: loss {loss.item():.3f} "
             f"({time.time() - started:.0f} s)")
     return model.eval()
+
+
+def with_stationary_copy(shifted, original, rng, share=0.5, level_db=(-20.0, -6.0)):
+    """For a random `share` of windows, the translated window plus its untranslated self 6…20 dB
+    weaker (magnitudes add: ln(e^a + g·e^b) on the log spectrogram). A real speed change leaves
+    mains hum, resonances and room noise where they were; this teaches the canonicalizer to
+    follow the dominant, moving content rather than read what stayed put as a ruler (DESIGN.md §7).
+    Still label-free: the target stays the translation j."""
+    n = len(shifted)
+    gain = torch.from_numpy(rng.uniform(*level_db, (n, 1, 1, 1)).astype(np.float32)) * (np.log(10.0) / 20.0)
+    use = torch.from_numpy(rng.random(n) < share).view(n, 1, 1, 1)
+    return torch.where(use, torch.logaddexp(shifted, original + gain), shifted)
 
 
 def task_loss(scores, x, labels, classifier, top=3):
