@@ -140,6 +140,9 @@ def write_table(data_root, bundle_dir, noprior_dir, results_md):
     text = evaluate.bundle_table(data_root, bundle_dir, noprior_dir)
     print(text, flush=True)
     evaluate.write_section(results_md, "table", text)
+    text = evaluate.bundle_shift_reading(data_root, bundle_dir, noprior_dir)
+    print(text, flush=True)
+    evaluate.write_section(results_md, "shifts", text)
 
 
 def byod(args):
@@ -233,7 +236,8 @@ def main(argv=None):
         m.add_argument("--noprior-epochs", type=int, default=6, help="the task-loss variant costs 3 classifier passes a window")
         m.add_argument("--noprior-out", default="data/noprior-bundle", help="where row (b)'s bundle goes")
         m.set_defaults(run=run)
-    tb = sub.add_parser("table", help="the results table of a bundle (and row (b) of a no-prior bundle) on the test sets")
+    tb = sub.add_parser("table", help="the results table of a bundle (and row (b) of a no-prior bundle) on the test "
+                                      "sets, and how well each canonicalizer reads the shift")
     tb.add_argument("--data", default="data")
     tb.add_argument("--bundle", default="Models")
     tb.add_argument("--noprior", default="data/noprior-bundle")

@@ -137,6 +137,41 @@ def bundle_table(data_root, bundle, noprior_bundle=None):
     return markdown(rows, counts)
 
 
+def shift_reading(data, shift_logits):
+    """How well a canonicalizer reads the shift a set was made with: the share of windows (in %)
+    whose top shift is within one bin of the true 2·s, per tested shift s and over the set."""
+    k = shift_logits(data["X"]).argmax(1) - SHIFT_RANGE
+    close = np.abs(k - 2 * data["semitones"]) <= 1      # B = 2 bins per semitone
+    per_shift = {int(s): 100 * close[data["semitones"] == s].mean() for s in np.unique(data["semitones"])}
+    return per_shift, 100 * close.mean()
+
+
+def bundle_shift_reading(data_root, bundle, noprior_bundle=None):
+    """The shift-reading table of a bundle's canonicalizer (and a no-prior bundle's) on both
+    shifted sets; returns the markdown."""
+    from . import data
+
+    torch.set_num_threads(1)
+    sets = {name: data.load(data_root, SETS[name]) for name in ("speed", "resample")}
+    canonicalizers = [("(c) with prior", pathlib.Path(bundle))]
+    if noprior_bundle is not None and (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists():
+        canonicalizers.insert(0, ("(b) no prior", pathlib.Path(noprior_bundle)))
+    lines = []
+    for name, folder in canonicalizers:
+        logits = onnx_function(folder / "canonicalizer.onnx", softmax=False, threads=1)
+        for set_name, data_ in sets.items():
+            per_shift, overall = shift_reading(data_, logits)
+            if not lines:
+                lines = ["| canonicalizer | set | " + " | ".join(f"{s:+d} st" for s in per_shift) + " | all |",
+                         "| --- | --- |" + " ---: |" * (len(per_shift) + 1)]
+            lines.append(f"| {name} | {set_name} shift | " + " | ".join(f"{v:.1f}" for v in per_shift.values())
+                         + f" | {overall:.1f} |")
+    lines += ["", "Share of windows (%) whose top shift is within one bin (a quarter tone) of the shift the set "
+              "was made with. A no-prior canonicalizer settles on a shift that depends on the class, not on "
+              "the speed, so it reads none (DESIGN.md §7)."]
+    return "\n".join(lines)
+
+
 def write_section(path, marker, text):
     """Puts `text` between `<!-- marker -->` and `<!-- /marker -->` in the file at `path`
     (appended with the markers if they are not there), leaving the rest of the file as it is."""

@@ -87,6 +87,23 @@ def test_group_averaging_costs_2k_plus_1_calls_and_topk_runs_only_below_the_thre
     assert r["(a)"]["calls"] == r["(c)"]["calls"] == r["(o)"]["calls"] == 1.0
 
 
+def test_shift_reading_counts_windows_within_one_bin_per_shift():
+    speed = dataset([-6, 0, 6])
+    per_shift, overall = evaluate.shift_reading(speed, canonicalizer(0))
+    assert per_shift == {-6: 100.0, 0: 100.0, 6: 100.0} and overall == 100.0
+    assert evaluate.shift_reading(speed, canonicalizer(1))[1] == 100.0      # one bin off still counts
+    assert evaluate.shift_reading(speed, canonicalizer(2))[1] == 0.0        # two do not
+
+    def always_zero(X):
+        z = np.full((len(X), 2 * SHIFT_RANGE + 1), -20.0, dtype=np.float32)
+        z[:, SHIFT_RANGE] = 20.0
+        return z
+
+    # One that reads nothing (a fixed line taken as the ruler) is right only where nothing moved.
+    per_shift, overall = evaluate.shift_reading(speed, always_zero)
+    assert per_shift == {-6: 0.0, 0: 100.0, 6: 0.0} and overall == pytest.approx(100 / 3)
+
+
 def test_markdown_has_a_line_per_row_and_the_paired_columns():
     r = list(rows({"prior": canonicalizer(0)}).values())
     text = evaluate.markdown(r, {"nominal": 4, "speed": 12, "resample": 8, "machines": 4})
