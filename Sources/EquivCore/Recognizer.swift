@@ -76,10 +76,12 @@ public final class Recognizer {
     private let range: Int
     private let bins: Int, frames: Int
     private let canonicalizer: InferenceSession
+    /// Planned for one window: the top-K and group-averaging paths call it once per shift, which
+    /// is faster here than one batched call (batch 3: 1.94 ms against 3 × 0.59; batch 49: 35 ms
+    /// against 49 × 0.59).
     private let classifier: InferenceSession
-    /// The classifier planned for several windows at once: top-K, or all 2K+1 shifts.
-    private let batchClassifier: InferenceSession?
     private let probabilities: UnsafeMutableBufferPointer<Float>
+    private let averaged: UnsafeMutableBufferPointer<Float>
 
     public init(bundle: ModelBundle, mode: Mode = .topk, thresholds: Thresholds? = nil) throws(BundleError) {
         let m = bundle.manifest
@@ -96,24 +98,23 @@ public final class Recognizer {
         // The sessions run one after another, so they share one scratch buffer.
         var options = InferenceSession.Options()
         options.workspace = InferenceSession.Workspace()
-        func plan(_ model: ONNXModel, batch: Int) throws(BundleError) -> InferenceSession {
+        func plan(_ model: ONNXModel) throws(BundleError) -> InferenceSession {
             do {
-                return try InferenceSession(model: model, inputShapes: [model.inputNames[0]: [batch, 1, bins, frames]], options: options)
+                return try InferenceSession(model: model, inputShapes: [model.inputNames[0]: [1, 1, bins, frames]], options: options)
             } catch {
                 throw BundleError(path: model.source, field: nil, reason: "\(error)")
             }
         }
-        canonicalizer = try plan(bundle.canonicalizer, batch: 1)
-        classifier = try plan(bundle.classifier, batch: 1)
-        switch mode {
-        case .topk: batchClassifier = try plan(bundle.classifier, batch: self.thresholds.topK)
-        case .groupavg: batchClassifier = try plan(bundle.classifier, batch: 2 * m.shift.rangeBins + 1)
-        case .vanilla, .canon: batchClassifier = nil
-        }
+        canonicalizer = try plan(bundle.canonicalizer)
+        classifier = try plan(bundle.classifier)
         probabilities = .allocate(capacity: classes.count)
+        averaged = .allocate(capacity: classes.count)
     }
 
-    deinit { probabilities.deallocate() }
+    deinit {
+        probabilities.deallocate()
+        averaged.deallocate()
+    }
 
     /// Decides one window of `bins × frames` log-band values (row-major, as `FrontEnd` emits).
     public func decide(_ window: UnsafeBufferPointer<Float>) -> Decision {
@@ -128,11 +129,9 @@ public final class Recognizer {
             runClassifier(on: window, shift: 0)
             return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: 1)
         case .groupavg:
-            let batch = batchClassifier!
-            for (i, k) in (-range...range).enumerated() { translate(window, by: k, into: batch.inputs[0].buffer, slot: i) }
-            batch.run()
-            average(batch, weights: .init(repeating: 1 / Float(2 * range + 1), count: 2 * range + 1))
-            return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: 2 * range + 1)
+            let shifts = Array(-range...range)
+            average(window, shifts: shifts, weights: .init(repeating: 1 / Float(shifts.count), count: shifts.count))
+            return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: shifts.count)
         case .canon, .topk:
             _ = canonicalizer.inputs[0].buffer.update(fromContentsOf: window)
             canonicalizer.run()
@@ -141,12 +140,9 @@ public final class Recognizer {
             let canon = (p[best], p[best] - p[order[1]], -p.reduce(0) { $1 > 0 ? $0 + $1 * log($1) : $0 })
             let shift = best - range
             if mode == .topk && p[best] < thresholds.canonicalizerMinP {
-                let batch = batchClassifier!
                 let picks = Array(order.prefix(thresholds.topK))
-                for (i, index) in picks.enumerated() { translate(window, by: index - range, into: batch.inputs[0].buffer, slot: i) }
-                batch.run()
                 let total = picks.reduce(0) { $0 + p[$1] }
-                average(batch, weights: picks.map { p[$0] / total })
+                average(window, shifts: picks.map { $0 - range }, weights: picks.map { p[$0] / total })
                 let fallback: Decision.Fallback = maxProbability() < thresholds.classifierMinP ? .abstain : .topk
                 return result(shift: shift, canon: canon, fallback: fallback, calls: picks.count)
             }
@@ -157,9 +153,9 @@ public final class Recognizer {
     }
 
     /// Writes T_{−k} X (the window moved down by k bins; vacated bins repeat the edge bin) into
-    /// window slot `slot` of `buffer`.
-    private func translate(_ x: UnsafeBufferPointer<Float>, by k: Int, into buffer: UnsafeMutableBufferPointer<Float>, slot: Int) {
-        let base = buffer.baseAddress! + slot * bins * frames
+    /// `buffer`.
+    private func translate(_ x: UnsafeBufferPointer<Float>, by k: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
+        let base = buffer.baseAddress!
         for f in 0..<bins {
             let source = min(max(f + k, 0), bins - 1)
             (base + f * frames).update(from: x.baseAddress! + source * frames, count: frames)
@@ -167,20 +163,19 @@ public final class Recognizer {
     }
 
     private func runClassifier(on window: UnsafeBufferPointer<Float>, shift: Int) {
-        translate(window, by: shift, into: classifier.inputs[0].buffer, slot: 0)
+        translate(window, by: shift, into: classifier.inputs[0].buffer)
         classifier.run()
         softmax(classifier.outputs[0].buffer.baseAddress!, into: probabilities.baseAddress!)
     }
 
-    /// probabilities = Σ weights[i] · softmax(logits of window i).
-    private func average(_ batch: InferenceSession, weights: [Float]) {
-        probabilities.update(repeating: 0)
-        let logits = batch.outputs[0].buffer.baseAddress!
-        var one = [Float](repeating: 0, count: classes.count)
-        for (i, w) in weights.enumerated() {
-            one.withUnsafeMutableBufferPointer { softmax(logits + i * classes.count, into: $0.baseAddress!) }
-            for c in 0..<classes.count { probabilities[c] += w * one[c] }
+    /// probabilities = Σ weights[i] · softmax(classifier(T_{−shifts[i]} X)).
+    private func average(_ window: UnsafeBufferPointer<Float>, shifts: [Int], weights: [Float]) {
+        averaged.update(repeating: 0)
+        for (k, w) in zip(shifts, weights) {
+            runClassifier(on: window, shift: k)
+            for c in 0..<classes.count { averaged[c] += w * probabilities[c] }
         }
+        _ = probabilities.update(fromContentsOf: averaged)
     }
 
     private func softmax(_ logits: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
