@@ -14,7 +14,7 @@ import Testing
         #expect(outcome == .passed)
     }
 
-    @Test("a batch of K windows gives what K single runs give (the top-K fallback path)")
+    @Test("a batch of K windows gives what K single runs give")
     func batchEqualsSingles() throws {
         let model = try ONNXModel(contentsOf: Self.fixtures.appendingPathComponent("small_classifier/model.onnx").path)
         let batched = try InferenceSession(model: model, inputShapes: ["x": [4, 1, 40, 24]])
