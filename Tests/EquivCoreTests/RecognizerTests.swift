@@ -78,6 +78,35 @@ import Testing
         }
     }
 
+    @Test("group averaging is the mean of the classifier over all 2K+1 translations")
+    func groupAveragingIsTheMean() throws {
+        let bundle = try Self.bundle()
+        let w = try Self.sampleWindow("gear-nominal.wav")
+        let vanilla = try Recognizer(bundle: bundle, mode: .vanilla)
+        var mean: [String: Float] = [:]
+        for k in -24...24 {
+            let d = Self.translated(w, by: -k).withUnsafeBufferPointer { vanilla.decide($0) }
+            for (label, p) in d.top { mean[label, default: 0] += p / 49 }
+        }
+        let averaged = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .groupavg))!.decide($0) }
+        #expect(averaged.top.count == mean.count)
+        for (label, p) in averaged.top { #expect(abs(p - mean[label, default: -1]) < 1e-5, "\(label)") }
+    }
+
+    @Test("a top-1 fallback classifies the window the canonicalizer's shift moves back")
+    func topOneFallbackIsTheCanonicalPose() throws {
+        let bundle = try Self.bundle()
+        let w = Self.translated(try Self.sampleWindow("gear-nominal.wav"), by: 8)
+        let canon = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .canon))!.decide($0) }
+        #expect(abs(canon.shiftBins - 8) <= 2)
+        let always = Recognizer.Thresholds(canonicalizerMinP: 1.1, topK: 1, classifierMinP: 0)
+        let fallback = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .topk, thresholds: always))!.decide($0) }
+        #expect(fallback.fallback == .topk && fallback.classifierCalls == 1)
+        for ((label, p), (canonLabel, canonP)) in zip(fallback.top, canon.top) {
+            #expect(label == canonLabel && abs(p - canonP) < 1e-6)
+        }
+    }
+
     @Test("a low top-K threshold never falls back; an impossible one always does, with K calls")
     func fallbackThreshold() throws {
         let bundle = try Self.bundle()
