@@ -134,15 +134,13 @@ def write_noprior_bundle(canonicalizer, bundle_dir, out, epochs, seed):
 
 
 def write_table(data_root, bundle_dir, noprior_dir, results_md):
-    """The results table of the bundles, printed and put into its section of `results_md`."""
+    """The results table and the shift-reading table of the bundles, printed and put into their
+    sections of `results_md`."""
     from . import evaluate
 
-    text = evaluate.bundle_table(data_root, bundle_dir, noprior_dir)
-    print(text, flush=True)
-    evaluate.write_section(results_md, "table", text)
-    text = evaluate.bundle_shift_reading(data_root, bundle_dir, noprior_dir)
-    print(text, flush=True)
-    evaluate.write_section(results_md, "shifts", text)
+    for marker, text in zip(("table", "shifts"), evaluate.bundle_tables(data_root, bundle_dir, noprior_dir)):
+        print(text, flush=True)
+        evaluate.write_section(results_md, marker, text)
 
 
 def byod(args):

@@ -118,9 +118,10 @@ def markdown(rows, counts):
     return "\n".join(lines)
 
 
-def bundle_table(data_root, bundle, noprior_bundle=None):
-    """The whole table for a bundle folder (its classifier, canonicalizer and top-K threshold)
-    and, if given, a no-prior bundle (row (b)); returns the markdown."""
+def bundle_tables(data_root, bundle, noprior_bundle=None):
+    """For a bundle folder (its classifier, canonicalizer and top-K threshold) and, if given, a
+    no-prior bundle (row (b)), on the test sets loaded once: the results table and the
+    shift-reading table, as markdown."""
     from . import data
 
     torch.set_num_threads(1)
@@ -134,7 +135,7 @@ def bundle_table(data_root, bundle, noprior_bundle=None):
     rows = table(sets, classify, shift_logits, threshold)
     counts = {name: len(data["X"]) for name, data in sets.items()}
     counts["machines"] = len(np.unique(sets["nominal"]["unit"]))
-    return markdown(rows, counts)
+    return markdown(rows, counts), shift_markdown(sets, shift_logits)
 
 
 def shift_reading(data, shift_logits):
@@ -146,21 +147,15 @@ def shift_reading(data, shift_logits):
     return per_shift, 100 * close.mean()
 
 
-def bundle_shift_reading(data_root, bundle, noprior_bundle=None):
-    """The shift-reading table of a bundle's canonicalizer (and a no-prior bundle's) on both
-    shifted sets; returns the markdown."""
-    from . import data
-
-    torch.set_num_threads(1)
-    sets = {name: data.load(data_root, SETS[name]) for name in ("speed", "resample")}
-    canonicalizers = [("(c) with prior", pathlib.Path(bundle))]
-    if noprior_bundle is not None and (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists():
-        canonicalizers.insert(0, ("(b) no prior", pathlib.Path(noprior_bundle)))
+def shift_markdown(sets, shift_logits):
+    """shift_reading of each canonicalizer (row (b) first, if there) on each shifted set."""
+    names = [(key, name) for key, name in (("noprior", "(b) no prior"), ("prior", "(c) with prior")) if key in shift_logits]
     lines = []
-    for name, folder in canonicalizers:
-        logits = onnx_function(folder / "canonicalizer.onnx", softmax=False, threads=1)
-        for set_name, data_ in sets.items():
-            per_shift, overall = shift_reading(data_, logits)
+    for key, name in names:
+        for set_name, data in sets.items():
+            if set_name == "nominal":
+                continue
+            per_shift, overall = shift_reading(data, shift_logits[key])
             if not lines:
                 lines = ["| canonicalizer | set | " + " | ".join(f"{s:+d} st" for s in per_shift) + " | all |",
                          "| --- | --- |" + " ---: |" * (len(per_shift) + 1)]

@@ -104,6 +104,16 @@ def test_shift_reading_counts_windows_within_one_bin_per_shift():
     assert per_shift == {-6: 0.0, 0: 100.0, 6: 0.0} and overall == pytest.approx(100 / 3)
 
 
+def test_shift_markdown_has_a_line_per_canonicalizer_and_shifted_set():
+    sets = {"nominal": dataset([0]), "speed": dataset([-6, 0, 6]), "resample": dataset([-3, 3])}
+    text = evaluate.shift_markdown(sets, {"prior": canonicalizer(0), "noprior": canonicalizer(10)})
+    lines = [line for line in text.splitlines() if line.startswith("| (")]
+    assert lines[0].startswith("| (b) no prior | speed shift | 0.0 | 0.0 | 0.0 |")
+    assert lines[1].startswith("| (b) no prior | resample shift |")
+    assert lines[2] == "| (c) with prior | speed shift | 100.0 | 100.0 | 100.0 | 100.0 |"
+    assert len(lines) == 4                                  # the nominal set reads no shift
+
+
 def test_markdown_has_a_line_per_row_and_the_paired_columns():
     r = list(rows({"prior": canonicalizer(0)}).values())
     text = evaluate.markdown(r, {"nominal": 4, "speed": 12, "resample": 8, "machines": 4})
