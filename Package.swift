@@ -16,7 +16,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
@@ -27,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h>
         // The direct convolution kernels (AVX-512, AVX2 or portable C, chosen at run time).
         .target(name: "CDirectConv", cSettings: [.unsafeFlags(["-O2"])]),
@@ -41,7 +41,7 @@ let package = Package(
 
         .target(
             name: "EquivCore",
-            dependencies: ["EquivDSP", "EquivModel", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CCrypto", "EquivDSP", "EquivModel"]
         ),
 
         .target(

@@ -15,6 +15,7 @@ APT_PACKAGES=(
     libsamplerate0-dev  # CSampleRate: rate conversion
     libfftw3-dev        # CFFTW: STFT (fftw3f)
     libopenblas-dev     # CBLAS: the model runtime
+    libssl-dev          # CCrypto: SHA-256 of the bundle's model files
     libonnx-testdata    # ONNX's own backend node tests, run by the conformance suite
     alsa-utils          # arecord, for checking capture configurations by hand
     sox                 # makes the bundled samples and benchmark audio

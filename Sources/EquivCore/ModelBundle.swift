@@ -1,4 +1,3 @@
-import Crypto
 import EquivDSP
 import EquivModel
 import Foundation
@@ -83,7 +82,12 @@ public struct ModelBundle: Sendable {
             guard let bytes = FileManager.default.contents(atPath: path) else {
                 throw fail("models.\(role).file", "\(path) cannot be read")
             }
-            let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            let digest: String
+            do {
+                digest = try SHA256.hex(bytes)
+            } catch {
+                throw fail("models.\(role).sha256", "\(entry.file): \(error)")
+            }
             guard digest == entry.sha256.lowercased() else {
                 throw fail("models.\(role).sha256", "\(entry.file) hashes to \(digest), not the recorded \(entry.sha256)")
             }
