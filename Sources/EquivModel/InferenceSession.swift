@@ -130,7 +130,7 @@ public final class InferenceSession {
                 let start = ContinuousClock.now
                 kernel.run()
                 let d = start.duration(to: .now)
-                totals[i] += Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+                totals[i] += d / .seconds(1)
             }
         }
         return zip(kernels, totals).map { ($0.0.location, $0.1) }

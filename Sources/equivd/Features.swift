@@ -143,7 +143,7 @@ struct FileSummary {
             peakHz: frontEnd.parameters.centerFrequency(ofBin: Double(peak)),
             meanLevel: values > 0 ? bandSums.reduce(0, +) / Double(values) : .nan,
             nonFinite: source.nonFiniteSamples,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            seconds: elapsed / .seconds(1))
     }
 
     var line: String {

@@ -56,7 +56,7 @@ struct Model: ParsableCommand {
                 let start = ContinuousClock.now
                 session.run()
                 let d = start.duration(to: .now)
-                times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15)
+                times.append(d / .milliseconds(1))
             }
             times.sort()
             let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
