@@ -70,7 +70,9 @@ public enum CaptureErrorAction: Equatable, Sendable {
 ///
 /// The thread converts each period to mono float at `outputRate` and writes it to the ring; it
 /// never waits on the reader. Overruns are recovered in place and counted; a device that goes
-/// away is reopened with exponential backoff, and the reconnects are counted.
+/// away is reopened with exponential backoff, and the reconnects are counted. The audio lost
+/// either way is marked in the ring as a gap, its length estimated from the monotonic clock
+/// between the last period delivered and the first one after.
 public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
     public let configuration: ALSACaptureConfiguration
     public var sampleRate: Int { configuration.outputRate }
@@ -113,6 +115,8 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
         ring.read(into: buffer)
     }
 
+    public var samplesLost: Int { ring.samplesLost }
+
     /// Stops the thread within one wait interval (≤ 100 ms plus a backoff step's check), closes
     /// the device and ends the stream: `read` drains the ring and then returns 0.
     public func stop() {
@@ -135,6 +139,8 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
         var pcm: ALSAPCM? = first
         var backoff = configuration.reconnectBackoff
         var converter: PeriodConverter?
+        var lastDelivered = ContinuousClock.now
+        var interrupted = false  // an overrun or a reopen since `lastDelivered`
         do {
             converter = try PeriodConverter(first.negotiated, outputRate: sampleRate)
         } catch {
@@ -160,8 +166,15 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
             do throws(ALSAError) {
                 guard try open.wait(timeoutMilliseconds: 100) else { continue }
                 let frames = try open.read(into: convert.raw, frames: open.negotiated.periodFrames)
+                if interrupted {
+                    let elapsed = lastDelivered.duration(to: .now)
+                    let arrived = Double(frames) * Double(sampleRate) / Double(open.negotiated.sampleRate)
+                    ring.markGap(samples: max(0, Int((elapsed / .seconds(1) * Double(sampleRate) - arrived).rounded())))
+                    interrupted = false
+                }
                 capturedFrameCount.add(frames, ordering: .relaxed)
                 nonFiniteCount.add(convert.deliver(frames: frames, to: ring), ordering: .relaxed)
+                lastDelivered = .now
             } catch {
                 state.withLock { $0.lastError = "\(error)" }
                 switch CaptureErrorAction(code: error.code) {
@@ -169,8 +182,10 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
                     continue
                 case .recover:
                     xrunCount.add(1, ordering: .relaxed)
+                    interrupted = true
                     if (try? open.recover(from: error)) == nil { pcm = nil }
                 case .reopen:
+                    interrupted = true
                     pcm = nil
                 }
             }

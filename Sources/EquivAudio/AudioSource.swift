@@ -6,6 +6,15 @@ public protocol AudioSource: AnyObject {
     /// Fills the start of `buffer` with the next samples and returns how many; 0 means the stream
     /// has ended. May return fewer than `buffer.count` before the end.
     func read(into buffer: UnsafeMutableBufferPointer<Float>) throws -> Int
+    /// Samples of the stream lost before the ones the last `read` returned (capture fell behind,
+    /// or the device overran); only ever grows. A read never returns samples from both sides of
+    /// a loss, so a reader that sees this grow knows the block it just got starts after a gap.
+    var samplesLost: Int { get }
+}
+
+extension AudioSource {
+    /// A file loses nothing.
+    public var samplesLost: Int { 0 }
 }
 
 /// Averages interleaved frames of `channels` samples into mono, in place; returns the frame count.

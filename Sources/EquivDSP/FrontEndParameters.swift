@@ -36,6 +36,10 @@ public struct FrontEndParameters: Sendable, Equatable, Codable {
     /// Seconds between frames.
     public var frameInterval: Double { Double(hopLength) / Double(sampleRate) }
 
+    /// Samples one window's frames cover, from the first sample of its first frame to the last of
+    /// its last.
+    public var windowSpanSamples: Int { (windowFrames - 1) * hopLength + fftSize }
+
     /// Checks that the parameters describe a front end that can run, naming the first bad field.
     public func validate() throws(FrontEndError) {
         func require(_ ok: Bool, _ field: String, _ why: String) throws(FrontEndError) {

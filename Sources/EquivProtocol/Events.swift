@@ -102,6 +102,9 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
     public var classifierCalls: Int
     /// From the arrival of the block that completed the window to the event's encoding.
     public var latencyMs: Double
+    /// Audio lost in capture since the previous prediction (the PC fell behind, the device
+    /// overran); 0 when the sound ran on unbroken. No window spans a gap.
+    public var gapBeforeMs: Double
     /// The spooled WAV of an abstained window, when clip spooling is on.
     public var clip: String?
 
@@ -109,7 +112,7 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         seq: Int, source: String, streamStart: Double, streamEnd: Double, wallStart: Double, wallEnd: Double,
         label: String?, p: Double, top: [Candidate], shiftSemitones: Double, canonConfidence: Double,
         canonMargin: Double, canonEntropy: Double, fallback: String, classifierCalls: Int, latencyMs: Double,
-        clip: String? = nil
+        gapBeforeMs: Double = 0, clip: String? = nil
     ) {
         self.seq = seq
         self.source = source
@@ -127,12 +130,13 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         self.fallback = fallback
         self.classifierCalls = classifierCalls
         self.latencyMs = latencyMs
+        self.gapBeforeMs = gapBeforeMs
         self.clip = clip
     }
 
     private enum CodingKeys: String, CodingKey {
         case type, v, seq, source, streamStart, streamEnd, wallStart, wallEnd, label, p, top, shiftSemitones
-        case canonConfidence, canonMargin, canonEntropy, fallback, classifierCalls, latencyMs, clip
+        case canonConfidence, canonMargin, canonEntropy, fallback, classifierCalls, latencyMs, gapBeforeMs, clip
     }
 
     /// Like the synthesized one, but `label` and `clip` are always present (null when absent), so
@@ -157,6 +161,7 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         try c.encode(fallback, forKey: .fallback)
         try c.encode(classifierCalls, forKey: .classifierCalls)
         try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(gapBeforeMs, forKey: .gapBeforeMs)
         try c.encode(clip, forKey: .clip)
     }
 }
@@ -185,8 +190,10 @@ public struct StatusEvent: Codable, Sendable {
     /// Samples waiting in the capture ring and windows waiting for inference.
     public var queuedSamples: Int
     public var queuedWindows: Int
-    /// Samples the capture ring dropped and windows the inference queue dropped (oldest first).
+    /// Samples lost in capture gaps (the ring overwrote them, or the device overran), the gaps
+    /// they fell in, and windows the inference queue dropped (oldest first).
     public var droppedSamples: Int
+    public var gaps: Int
     public var droppedWindows: Int
     public var xruns: Int
     public var reconnects: Int
@@ -199,7 +206,7 @@ public struct StatusEvent: Codable, Sendable {
 
     public init(
         uptimeSeconds: Double, realTimeFactor: Double, audioSeconds: Double, windows: Int, queuedSamples: Int,
-        queuedWindows: Int, droppedSamples: Int, droppedWindows: Int, xruns: Int, reconnects: Int, clients: [Client],
+        queuedWindows: Int, droppedSamples: Int, gaps: Int, droppedWindows: Int, xruns: Int, reconnects: Int, clients: [Client],
         clientsDisconnected: Int, models: [String: String], clips: Int, lastError: String?
     ) {
         self.uptimeSeconds = uptimeSeconds
@@ -209,6 +216,7 @@ public struct StatusEvent: Codable, Sendable {
         self.queuedSamples = queuedSamples
         self.queuedWindows = queuedWindows
         self.droppedSamples = droppedSamples
+        self.gaps = gaps
         self.droppedWindows = droppedWindows
         self.xruns = xruns
         self.reconnects = reconnects

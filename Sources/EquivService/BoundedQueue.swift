@@ -92,6 +92,19 @@ final class AudioHistory: @unchecked Sendable {
         }
     }
 
+    /// Moves the stream on by `count` samples that never arrived (a capture gap); what was kept
+    /// before them stays readable by its old indices.
+    func skip(_ count: Int) {
+        lock.withLock {
+            let capacity = samples.count
+            for _ in 0..<min(count, capacity) {
+                samples[total % capacity] = 0
+                total += 1
+            }
+            total += max(0, count - capacity)
+        }
+    }
+
     /// Stream samples `range` (indices since the stream began), or nil if any is no longer kept.
     func copy(_ range: Range<Int>) -> [Float]? {
         lock.withLock {

@@ -120,7 +120,8 @@ public final class Daemon: @unchecked Sendable {
         if decision.fallback == .abstain {
             clip = spoolClip(window)
         }
-        server.publish(EventProtocol.line(PredictionEvent(window: window, decision: decision, source: source, clip: clip)))
+        server.publish(EventProtocol.line(PredictionEvent(
+            window: window, decision: decision, source: source, sampleRate: frontEndParameters.sampleRate, clip: clip)))
     }
 
     /// Writes an abstained window with `spool.context_seconds` before it; a failure (disk full,
@@ -129,7 +130,7 @@ public final class Daemon: @unchecked Sendable {
         let (spool, context) = state.withLock { ($0.spool, $0.configuration.spool.contextSeconds) }
         guard let spool else { return nil }
         let rate = frontEndParameters.sampleRate
-        let start = max(0, window.samples.lowerBound - Int(context * Double(rate)))
+        let start = max(window.unbrokenSince, window.samples.lowerBound - Int(context * Double(rate)))
         guard let samples = pipeline.history.copy(start..<window.samples.upperBound) else {
             report(ErrorEvent(code: "clip_failed", message: "window \(window.seq): its audio is no longer kept"))
             return nil
@@ -148,14 +149,14 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private func status(clients: [StatusEvent.Client], disconnected: Int) -> StatusEvent {
-        let uptime = started.duration(to: .now).seconds
+        let uptime = started.duration(to: .now) / .seconds(1)
         let (ids, clips, lastError) = state.withLock { ($0.recognition.modelIDs, $0.spool?.written ?? 0, $0.lastError) }
         let capture = source as? ALSACaptureSource
         return StatusEvent(
             uptimeSeconds: uptime, realTimeFactor: pipeline.audioSeconds / max(uptime, 1e-9),
             audioSeconds: pipeline.audioSeconds, windows: pipeline.decided,
             queuedSamples: capture?.ring.availableSamples ?? 0, queuedWindows: pipeline.queuedWindows,
-            droppedSamples: capture?.ring.droppedSamples ?? 0, droppedWindows: pipeline.droppedWindows,
+            droppedSamples: pipeline.samplesLost, gaps: pipeline.gaps, droppedWindows: pipeline.droppedWindows,
             xruns: capture?.xruns ?? 0, reconnects: capture?.reconnects ?? 0, clients: clients,
             clientsDisconnected: disconnected, models: ids, clips: clips,
             lastError: lastError ?? capture?.lastError ?? pipeline.error)
@@ -256,7 +257,7 @@ public final class Daemon: @unchecked Sendable {
     /// Audio to keep for clips: the context, a window's span, and every window the inference
     /// queue may hold, so a clip is still there when inference falls behind as far as it can.
     private static func historySeconds(_ c: ServiceConfiguration, _ p: FrontEndParameters) -> Double {
-        let span = Double((p.windowFrames - 1) * p.hopLength + p.fftSize) / Double(p.sampleRate)
+        let span = Double(p.windowSpanSamples) / Double(p.sampleRate)
         let queued = Double(c.pipeline.windowQueue + 1) * Double(p.windowStepFrames * p.hopLength) / Double(p.sampleRate)
         return c.spool.contextSeconds + span + queued + 1
     }

@@ -45,7 +45,7 @@ final class FileStreamSource: AudioSource, @unchecked Sendable {
     private func waitUntilDue() {
         let due = started + .seconds(Double(delivered) / Double(sampleRate) / speed)
         while ContinuousClock.now < due && !stopped.load(ordering: .relaxed) {
-            Thread.sleep(forTimeInterval: min(0.05, (ContinuousClock.now.duration(to: due)).seconds))
+            Thread.sleep(forTimeInterval: min(0.05, ContinuousClock.now.duration(to: due) / .seconds(1)))
         }
     }
 }

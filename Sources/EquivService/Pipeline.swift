@@ -9,10 +9,18 @@ public struct AnalysedWindow: Sendable {
     public let seq: Int
     public let values: [Float]
     /// Window start and end in stream time (FrontEnd's frame-centre convention) and wall time.
+    /// Stream time counts audio lost in capture gaps, so it stays the time the sound was made.
     public let streamStart: Double, streamEnd: Double
     public let wallStart: Double, wallEnd: Double
     /// Stream samples the window's frames cover, for clip spooling.
     public let samples: Range<Int>
+    /// Where the stretch of unbroken audio the window lies in began: no clip reaches before it.
+    public let unbrokenSince: Int
+    /// Samples the stream had lost in gaps before this window.
+    public let lostBefore: Int
+    /// Samples lost since the previous window that reached inference. Set by the inference
+    /// stage, so a gap is still reported when the window after it was dropped from the queue.
+    public internal(set) var gapBefore = 0
     /// When the block holding the window's last sample arrived.
     public let completedAt: ContinuousClock.Instant
 }
@@ -24,6 +32,10 @@ public struct AnalysedWindow: Sendable {
 /// The DSP stage reads the source on its own queue and never waits on inference: with
 /// `.dropOldest`, a full window queue loses its oldest window (counted). The inference stage owns
 /// the `Recognizer`, so a reload swaps it between two windows and never under one.
+///
+/// When the source reports lost audio (capture fell behind, the device overran), the stream clock
+/// counts the lost samples and the front end starts afresh after them, so no window spans a gap;
+/// the next window decided carries the gap's length.
 public final class Pipeline: @unchecked Sendable {
     public typealias DecisionHandler = @Sendable (AnalysedWindow, Decision) -> Void
 
@@ -41,7 +53,10 @@ public final class Pipeline: @unchecked Sendable {
     private let finished = DispatchGroup()
 
     private let samplesRead = Atomic<Int>(0)
+    private let lostSamples = Atomic<Int>(0)
+    private let gapCount = Atomic<Int>(0)
     private let windowsDecided = Atomic<Int>(0)
+    private var lostAtLastDecision = 0  // only touched on `inferenceQueue`
     private let failure = Mutex<String?>(nil)
 
     public init(
@@ -61,6 +76,9 @@ public final class Pipeline: @unchecked Sendable {
     /// Seconds of audio analysed.
     public var audioSeconds: Double { Double(samplesRead.load(ordering: .relaxed)) / Double(frontEndParameters.sampleRate) }
     public var samplesAnalysed: Int { samplesRead.load(ordering: .relaxed) }
+    /// Samples the source lost, and the gaps they fell in.
+    public var samplesLost: Int { lostSamples.load(ordering: .relaxed) }
+    public var gaps: Int { gapCount.load(ordering: .relaxed) }
     public var decided: Int { windowsDecided.load(ordering: .relaxed) }
     public var queuedWindows: Int { windows.count }
     public var droppedWindows: Int { windows.dropped }
@@ -100,7 +118,10 @@ public final class Pipeline: @unchecked Sendable {
         let p = frontEndParameters
         let block = UnsafeMutableBufferPointer<Float>.allocate(capacity: p.sampleRate / 10)
         defer { block.deallocate() }
-        var total = 0
+        var total = 0  // stream position past the last sample read, lost ones included
+        var lost = 0
+        var unbrokenSince = 0  // stream position where the front end's current stretch began
+        var seqBase = 0  // windows of the stretches before it
         while true {
             let n: Int
             do {
@@ -112,19 +133,31 @@ public final class Pipeline: @unchecked Sendable {
             guard n > 0 else { return }
             let arrived = ContinuousClock.now
             let wallNow = Date().timeIntervalSince1970
+            if source.samplesLost > lost {
+                let gap = source.samplesLost - lost
+                lost += gap
+                total += gap
+                history.skip(gap)
+                seqBase += frontEnd.windowsProduced
+                frontEnd.reset()
+                unbrokenSince = total
+                lostSamples.store(lost, ordering: .relaxed)
+                gapCount.add(1, ordering: .relaxed)
+            }
             let chunk = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(block)[..<n])
             history.append(chunk)
             total += n
-            samplesRead.store(total, ordering: .relaxed)
+            samplesRead.store(total - lost, ordering: .relaxed)
             let streamNow = Double(total) / Double(p.sampleRate)
+            let offset = Double(unbrokenSince) / Double(p.sampleRate)
             frontEnd.process(chunk) { w in
-                let first = w.firstFrame * p.hopLength
+                let first = unbrokenSince + w.firstFrame * p.hopLength
+                let (start, end) = (offset + w.startTime, offset + w.endTime)
                 let item = AnalysedWindow(
-                    seq: w.index, values: Array(w.values),
-                    streamStart: w.startTime, streamEnd: w.endTime,
-                    wallStart: wallNow - (streamNow - w.startTime), wallEnd: wallNow - (streamNow - w.endTime),
-                    samples: first..<(first + (p.windowFrames - 1) * p.hopLength + p.fftSize),
-                    completedAt: arrived)
+                    seq: seqBase + w.index, values: Array(w.values), streamStart: start, streamEnd: end,
+                    wallStart: wallNow - (streamNow - start), wallEnd: wallNow - (streamNow - end),
+                    samples: first..<(first + p.windowSpanSamples), unbrokenSince: unbrokenSince,
+                    lostBefore: lost, completedAt: arrived)
                 if windows.push(item) { inferenceQueue.async { [self] in drain() } }
             }
         }
@@ -132,14 +165,12 @@ public final class Pipeline: @unchecked Sendable {
 
     /// The inference stage: decide every window waiting.
     private func drain() {
-        while let item = windows.pop() {
+        while var item = windows.pop() {
+            item.gapBefore = item.lostBefore - lostAtLastDecision
+            lostAtLastDecision = item.lostBefore
             let decision = item.values.withUnsafeBufferPointer { recognizer.decide($0) }
             windowsDecided.add(1, ordering: .relaxed)
             onDecision(item, decision)
         }
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

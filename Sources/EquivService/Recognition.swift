@@ -37,14 +37,15 @@ public struct Recognition: @unchecked Sendable {
 
 extension PredictionEvent {
     /// The event for one decided window; its latency runs to now, when the event is made.
-    public init(window w: AnalysedWindow, decision d: Decision, source: String, clip: String? = nil) {
-        let latencyMs = w.completedAt.duration(to: .now).seconds * 1000
+    public init(window w: AnalysedWindow, decision d: Decision, source: String, sampleRate rate: Int, clip: String? = nil) {
+        let latencyMs = w.completedAt.duration(to: .now) / .milliseconds(1)
         self.init(
             seq: w.seq, source: source, streamStart: w.streamStart, streamEnd: w.streamEnd,
             wallStart: w.wallStart, wallEnd: w.wallEnd, label: d.label, p: Double(d.probability),
             top: d.top.prefix(3).map { Candidate(label: $0.label, p: Double($0.probability)) },
             shiftSemitones: d.shiftSemitones, canonConfidence: Double(d.canonConfidence),
             canonMargin: Double(d.canonMargin), canonEntropy: Double(d.canonEntropy),
-            fallback: d.fallback.rawValue, classifierCalls: d.classifierCalls, latencyMs: latencyMs, clip: clip)
+            fallback: d.fallback.rawValue, classifierCalls: d.classifierCalls, latencyMs: latencyMs,
+            gapBeforeMs: Double(w.gapBefore) * 1000 / Double(rate), clip: clip)
     }
 }

@@ -96,7 +96,11 @@ struct Tail: ParsableCommand {
                 while let line = try connection.readLine() {
                     guard let type = EventProtocol.type(of: line) else { continue }
                     if type == "prediction" {
-                        guard let event = try? EventProtocol.decode(PredictionEvent.self, from: line), passes(event) else { continue }
+                        guard let event = try? EventProtocol.decode(PredictionEvent.self, from: line) else { continue }
+                        if !json && event.gapBeforeMs > 0 {
+                            note(String(format: "%.2f s of audio lost in capture before this window", event.gapBeforeMs / 1000))
+                        }
+                        guard passes(event) else { continue }
                         print(json ? String(line) : format(event, colour: colour))
                         fflush(nil)
                         shown += 1
@@ -164,7 +168,7 @@ struct Status: ParsableCommand {
             uptime          \(String(format: "%.0f", s.uptimeSeconds)) s
             real time       \(String(format: "%.2f", s.realTimeFactor))× (\(String(format: "%.1f", s.audioSeconds)) s of audio, \(s.windows) windows)
             queues          \(s.queuedSamples) samples, \(s.queuedWindows) windows waiting
-            dropped         \(s.droppedSamples) samples, \(s.droppedWindows) windows
+            lost audio      \(s.gaps) gaps, \(s.droppedSamples) samples; \(s.droppedWindows) windows dropped
             capture         \(s.xruns) xruns, \(s.reconnects) reconnects
             clients         \(s.clients.count) connected, \(clientDrops) events dropped for slow readers, \(s.clientsDisconnected) disconnected
             models          \(s.models.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))

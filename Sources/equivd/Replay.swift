@@ -40,6 +40,7 @@ struct Replay: ParsableCommand {
 
     func run() throws {
         let frontEnd = try FrontEnd()
+        let rate = frontEnd.parameters.sampleRate
         let models = try ModelBundle(directory: bundle, frontEnd: frontEnd.parameters)
         var thresholds = Recognizer.Thresholds(bundle: models.manifest)
         if let canonicalizerMinP { thresholds.canonicalizerMinP = canonicalizerMinP }
@@ -53,7 +54,7 @@ struct Replay: ParsableCommand {
         let printWindows = !quiet
         if printWindows && !json { print("file                               time      label          p      shift st  fallback") }
         for (index, (path, expected)) in files.enumerated() {
-            let source = try AudioFileSource(path: path, sampleRate: frontEnd.parameters.sampleRate)
+            let source = try AudioFileSource(path: path, sampleRate: rate)
             audioSeconds += source.duration
             frontEnd.reset()
             let json = self.json
@@ -62,7 +63,8 @@ struct Replay: ParsableCommand {
                 source: source, sourceName: path, frontEnd: frontEnd, recognizer: recognizer, windowQueue: 8,
                 dropWhenFull: false, historySeconds: 0,
                 onDecision: { window, decision in
-                    let event = PredictionEvent(window: window, decision: decision, source: path)
+                    let event = PredictionEvent(
+                        window: window, decision: decision, source: path, sampleRate: rate)
                     tally.add(event, expected: expected)
                     guard printWindows else { return }
                     if json {
@@ -82,7 +84,7 @@ struct Replay: ParsableCommand {
         }
         progress.finish()
         let elapsed = started.duration(to: .now)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = elapsed / .seconds(1)
         let summary = tally.summary(mode: mode.rawValue, files: files.count, audioSeconds: audioSeconds, wallSeconds: seconds)
         var stderr = StandardError()
         print(summary.text, to: &stderr)

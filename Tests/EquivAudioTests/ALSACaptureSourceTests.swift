@@ -166,18 +166,42 @@ func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
 }
 
 @Suite struct SampleRingTests {
-    @Test("a full ring drops its oldest samples, counts them, and keeps the newest in order")
+    @Test("a full ring drops its oldest samples, keeps the newest in order, and reports the hole")
     func dropsOldest() {
         let ring = SampleRing(capacity: 8)
-        (1...5).map(Float.init).withUnsafeBufferPointer { ring.write($0) }
-        (6...11).map(Float.init).withUnsafeBufferPointer { ring.write($0) }
-        #expect(ring.droppedSamples == 3)
         var out = [Float](repeating: 0, count: 16)
-        let n = out.withUnsafeMutableBufferPointer { ring.read(into: $0) }
-        #expect(Array(out[..<n]) == (4...11).map(Float.init))
+        func read() -> [Float] { Array(out[..<out.withUnsafeMutableBufferPointer { ring.read(into: $0) }]) }
+        (1...5).map(Float.init).withUnsafeBufferPointer { ring.write($0) }
+        #expect(read() == [1, 2, 3, 4, 5] && ring.samplesLost == 0)
+        (6...8).map(Float.init).withUnsafeBufferPointer { ring.write($0) }
+        (9...16).map(Float.init).withUnsafeBufferPointer { ring.write($0) }  // 6, 7, 8 overwritten
+        #expect(read() == (9...16).map(Float.init))
+        #expect(ring.samplesLost == 3)
         (0..<20).map(Float.init).withUnsafeBufferPointer { ring.write($0) }  // larger than the ring at once
-        #expect(ring.droppedSamples == 15)
         #expect(ring.availableSamples == 8)
+        #expect(read() == (12..<20).map(Float.init))
+        #expect(ring.samplesLost == 15)
+    }
+
+    @Test("a read stops at a gap the writer marked, and the count grows only past it")
+    func markedGap() {
+        let ring = SampleRing(capacity: 16)
+        var out = [Float](repeating: 0, count: 16)
+        func read() -> [Float] { Array(out[..<out.withUnsafeMutableBufferPointer { ring.read(into: $0) }]) }
+        [1, 2, 3].withUnsafeBufferPointer { ring.write($0) }
+        ring.markGap(samples: 100)
+        [4, 5].withUnsafeBufferPointer { ring.write($0) }
+        ring.markGap(samples: 7)
+        [6].withUnsafeBufferPointer { ring.write($0) }
+        #expect(read() == [1, 2, 3] && ring.samplesLost == 0)
+        #expect(read() == [4, 5] && ring.samplesLost == 100)
+        #expect(read() == [6] && ring.samplesLost == 107)
+        // Overwriting across a marked gap merges both losses into one hole before the survivors.
+        [7, 8].withUnsafeBufferPointer { ring.write($0) }
+        ring.markGap(samples: 10)
+        (9...24).map(Float.init).withUnsafeBufferPointer { ring.write($0) }
+        #expect(read() == (9...24).map(Float.init))
+        #expect(ring.samplesLost == 107 + 2 + 10)
     }
 
     @Test("read waits for a writer and returns 0 once closed and drained")

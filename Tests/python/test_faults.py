@@ -74,7 +74,9 @@ def clocked_daemon(tmp_path, clocked_plugin):
 
 def test_capture_overrun_is_recovered(clocked_daemon):
     """The whole process stalls (SIGSTOP) for 1 s, more than the 0.4 s device buffer: alsa-lib
-    reports the overrun (-EPIPE), capture recovers in place and predictions resume."""
+    reports the overrun (-EPIPE), capture recovers in place and predictions resume. The second of
+    audio the device lost is a gap: counted in the stream clock and in status, carried by the
+    next prediction, and no window spans it."""
     d = clocked_daemon
     labels = [p["label"] for p in d["lines"].of("prediction")]
     assert status(d["sock"])["xruns"] == 0
@@ -89,8 +91,20 @@ def test_capture_overrun_is_recovered(clocked_daemon):
     wait_until(lambda: len(d["lines"].of("prediction")) >= before + 4, 10, "predictions after the overrun")
     after = [p["label"] for p in d["lines"].of("prediction")[before:]]
     assert max(set(after), key=after.count) == max(set(labels), key=labels.count), "same machine, same label"
-    seqs = [p["seq"] for p in d["lines"].of("prediction")]
+    predictions = d["lines"].of("prediction")
+    seqs = [p["seq"] for p in predictions]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    carried = [i for i, p in enumerate(predictions) if p["gap_before_ms"] > 0]
+    assert len(carried) == 1 and carried[0] > 0, f"one prediction carries the gap: {carried}"
+    gap, pre, post = predictions[carried[0]]["gap_before_ms"], predictions[carried[0] - 1], predictions[carried[0]]
+    print(f"gap {gap:.0f} ms; stream {pre['stream_end']:.3f} -> {post['stream_start']:.3f} s")
+    assert 700 <= gap <= 1700, "about the second the process was stopped"
+    assert post["stream_start"] - pre["stream_end"] >= gap / 1000, "no window spans the gap"
+    for a, b in zip(predictions, predictions[1:]):
+        if b is not post:
+            assert abs(b["stream_start"] - a["stream_start"] - 0.5) < 1e-9, "unbroken audio: a window every 0.5 s"
+    s = status(d["sock"])
+    assert s["gaps"] == 1 and abs(s["dropped_samples"] / RATE * 1000 - gap) < 1
 
 
 def test_stalled_source_stops_the_watchdog_until_it_resumes(clocked_daemon):
