@@ -5,12 +5,12 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test bench bench-model bench-service bench-replay canonicalizers table table-swift soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-service bench-replay canonicalizers table table-swift soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
 
-test: deps-torch build-debug swift-test python-test libfuzzer-short
+test: deps-torch build-debug swift-test python-test conv-c-test libfuzzer-short
 
 deps:
 	@scripts/install-deps.sh
@@ -35,6 +35,17 @@ swift-test:
 # they drive the debug equivd.
 python-test:
 	EQUIVD=.build/debug/equivd PYTHONPATH=Training $(PYTHON) -m pytest -q Tests/python Training/tests
+
+# The convolution kernels in C alone against a nested-loop reference (Tests/CDirectConv): natively
+# with each kernel (EQUIVD_CONV_ISA; one the CPU lacks falls back to the widest it has), then
+# cross-compiled for aarch64 and run under qemu-user, NEON and portable.
+CONV_TEST_SOURCES := Sources/CDirectConv/conv.c Tests/CDirectConv/conv_reference_test.c
+conv-c-test:
+	mkdir -p .build/conv-c-test
+	cc -O2 -Wall -Wextra -Werror -ISources/CDirectConv/include $(CONV_TEST_SOURCES) -o .build/conv-c-test/native -lpthread -lm
+	for isa in avx512 avx2 portable; do EQUIVD_CONV_ISA=$$isa .build/conv-c-test/native || exit 1; done
+	aarch64-linux-gnu-gcc -O2 -static -Wall -Wextra -Werror -ISources/CDirectConv/include $(CONV_TEST_SOURCES) -o .build/conv-c-test/aarch64 -lpthread -lm
+	for isa in neon portable; do EQUIVD_CONV_ISA=$$isa qemu-aarch64 .build/conv-c-test/aarch64 || exit 1; done
 
 bench: deps build
 	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd --alloc-check --memory-check
@@ -95,9 +106,6 @@ samples: deps
 clean:
 	rm -rf .build
 
-# ThreadSanitizer over the service: its Swift suites, then the daemon under the end-to-end tests
-# (audio paced at 1x; a race makes the daemon exit 66). AddressSanitizer the same way, with
-# LeakSanitizer on (scripts/lsan.supp: TOMLKit's and XCTest's own leaks).
 # libFuzzer (coverage-guided, AddressSanitizer) on the audio-file reader, the ONNX loader,
 # bundle.json and the socket request reader: 1M executions each (Fuzz/run.sh; Fuzz/ is its own package).
 libfuzzer: deps

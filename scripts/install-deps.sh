@@ -23,6 +23,7 @@ APT_PACKAGES=(
     systemd             # systemd-analyze: the tests verify the unit and its exposure
     gcc                 # builds the fault tests' clocked ALSA capture plugin (Tests/alsa)
     strace              # the test that the daemon writes only to its spool and runtime folders
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # the convolution kernels built and run for aarch64
     python3-venv python3-numpy python3-scipy python3-pytest python3-onnx
 )
 [ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch)

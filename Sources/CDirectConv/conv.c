@@ -1,9 +1,18 @@
 #include "CDirectConv.h"
 
-#include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Architecture guards, as MLAS has them: each vector kernel is compiled only for the
+ * architecture whose intrinsics it uses; the portable kernel builds everywhere. */
+#if defined(__x86_64__) || defined(__i386__)
+#define EQUIVD_CONV_X86 1
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#define EQUIVD_CONV_ARM64 1
+#include <arm_neon.h>
+#endif
 
 /* Register blocking: R filters × V vectors of positions stay in accumulators for a whole
  * reduction over channels and taps, so each input vector loaded feeds R multiply-adds. */
@@ -31,6 +40,7 @@ static void store_lanes(const equivd_conv_job *job, size_t f, size_t p, const fl
     }
 }
 
+#if EQUIVD_CONV_X86
 __attribute__((target("avx512f"))) static void conv_avx512(const equivd_conv_job *job, size_t steps) {
     const size_t channels = job->channels, taps = job->taps, plane = job->plane;
     const ptrdiff_t *offsets = job->offsets;
@@ -107,6 +117,46 @@ __attribute__((target("avx2,fma"))) static void conv_avx2(const equivd_conv_job 
     }
 }
 
+#endif
+
+#if EQUIVD_CONV_ARM64
+/* Two vectors of 4 positions per step: 16 accumulators, 2 inputs and the weights stay within
+ * NEON's 32 registers. Every aarch64 CPU has NEON, so it needs no run-time check. */
+static void conv_neon(const equivd_conv_job *job, size_t steps) {
+    const size_t channels = job->channels, taps = job->taps, plane = job->plane;
+    const ptrdiff_t *offsets = job->offsets;
+    for (size_t b = 0; b * R < job->filters; b++) {
+        const float *wb = job->packed + b * channels * taps * R;
+        const int live = filters_in(job, b);
+        for (size_t s = 0; s < steps; s++) {
+            size_t p = s * 8;
+            float32x4_t acc[R][2];
+            for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = vdupq_n_f32(0);
+            const float *w = wb;
+            for (size_t c = 0; c < channels; c++) {
+                const float *ic = job->input + c * plane + p;
+                for (size_t t = 0; t < taps; t++, w += R) {
+                    const float *src = ic + offsets[t];
+                    float32x4_t x0 = vld1q_f32(src), x1 = vld1q_f32(src + 4);
+                    for (int r = 0; r < R; r++) {
+                        acc[r][0] = vfmaq_n_f32(acc[r][0], x0, w[r]);
+                        acc[r][1] = vfmaq_n_f32(acc[r][1], x1, w[r]);
+                    }
+                }
+            }
+            float values[8];
+            for (int r = 0; r < R; r++) {  /* as in conv_avx512: unrolled, acc in registers */
+                if (r < live) {
+                    vst1q_f32(values, acc[r][0]);
+                    vst1q_f32(values + 4, acc[r][1]);
+                    store_lanes(job, b * R + r, p, values, 8);
+                }
+            }
+        }
+    }
+}
+#endif
+
 static void conv_portable(const equivd_conv_job *job, size_t steps) {
     for (size_t b = 0; b * R < job->filters; b++) {
         const float *wb = job->packed + b * job->channels * job->taps * R;
@@ -133,22 +183,24 @@ static size_t step;
 static const char *isa;
 static pthread_once_t chosen = PTHREAD_ONCE_INIT;
 
-/* The widest kernel the CPU runs; EQUIVD_CONV_ISA=avx2 or =portable asks for a narrower one
- * (benchmarks, and checking each kernel on one machine). */
+/* The widest kernel the CPU runs; EQUIVD_CONV_ISA names a narrower one (avx2 or portable on x86,
+ * portable on aarch64) for benchmarks and for checking each kernel on one machine. */
 static void choose_once(void) {
     const char *asked = getenv("EQUIVD_CONV_ISA");
+    int portable = asked && !strcmp(asked, "portable");
+    kernel = conv_portable, step = PORTABLE_STEP, isa = "portable";
+#if EQUIVD_CONV_X86
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int avx512 = avx2 && __builtin_cpu_supports("avx512f");
-    if (asked && !strcmp(asked, "portable")) avx2 = avx512 = 0;
-    if (asked && !strcmp(asked, "avx2")) avx512 = 0;
+    int avx2 = !portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f") && !(asked && !strcmp(asked, "avx2"));
     if (avx512) {
         kernel = conv_avx512, step = 16 * V512, isa = "avx512";
     } else if (avx2) {
         kernel = conv_avx2, step = 8, isa = "avx2";
-    } else {
-        kernel = conv_portable, step = PORTABLE_STEP, isa = "portable";
     }
+#elif EQUIVD_CONV_ARM64
+    if (!portable) kernel = conv_neon, step = 8, isa = "neon";
+#endif
 }
 
 static void choose(void) { pthread_once(&chosen, choose_once); }

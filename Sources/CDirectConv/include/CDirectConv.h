@@ -18,7 +18,8 @@
  *
  * Weights are packed once, at load, in blocks of R = 8 filters: block b holds [c][t][r] for
  * filters b * R + r (zero where that filter does not exist).
- * The kernel is picked once per process for the CPU: AVX-512, AVX2 + FMA, or portable C.
+ * The kernel is picked once per process for the CPU: AVX-512 or AVX2 + FMA on x86, NEON on
+ * aarch64, portable C anywhere.
  */
 
 /* Which of 16 consecutive grid positions are outputs (bit i for position 16g + i), and the output
@@ -45,7 +46,7 @@ typedef struct {
 
 /* Positions per step of the kernel the CPU runs. */
 size_t equivd_conv_step(void);
-/* The kernel in use: "avx512", "avx2" or "portable". */
+/* The kernel in use: "avx512", "avx2", "neon" or "portable". */
 const char *equivd_conv_isa(void);
 
 /* Floats that equivd_conv_pack writes for `filters` filters of `channels` × `taps` weights. */
