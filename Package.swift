@@ -28,7 +28,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h>
-        // The direct convolution kernels (AVX-512, AVX2 or portable C, chosen at run time).
+        // The direct convolution kernels (AVX-512 or AVX2 on x86, NEON on aarch64, portable C
+        // anywhere; chosen at run time). -O2 even in debug builds: at -O0 every intrinsic goes
+        // through memory, and the debug build the tests use must keep the live tests' pace.
+        // SwiftPM has no safe setting for a C target's optimisation. The flag is allowed for
+        // this root package and for path dependencies such as Fuzz/; a package that wanted the
+        // library products as a remote dependency would need it gone.
         .target(name: "CDirectConv", cSettings: [.unsafeFlags(["-O2"])]),
 
         .target(name: "EquivDSP", dependencies: ["CFFTW"]),
@@ -41,7 +46,7 @@ let package = Package(
 
         .target(
             name: "EquivCore",
-            dependencies: ["CCrypto", "EquivDSP", "EquivModel"]
+            dependencies: ["CCrypto", "EquivDSP", "EquivModel", "EquivProtocol"]
         ),
 
         .target(
@@ -53,7 +58,7 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
-        // The event protocol (DESIGN.md §5) and a client for it: what equivctl needs and nothing more.
+        // The event protocol (docs/architecture.md §5) and a client for it: what equivctl needs and nothing more.
         .target(name: "EquivProtocol"),
 
         .executableTarget(
@@ -72,7 +77,7 @@ let package = Package(
         .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile", "FuzzSupport"], exclude: ["FuzzSeeds"]),
         .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
         .testTarget(name: "EquivModelTests", dependencies: ["EquivModel", "FuzzSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore", "EquivAudio"]),
+        .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore", "EquivAudio", "EquivProtocol"]),
         .testTarget(
             name: "EquivServiceTests", dependencies: ["EquivService", "EquivProtocol", "EquivCore", "FuzzSupport"],
             exclude: ["FuzzSeeds"]),

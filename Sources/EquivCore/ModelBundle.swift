@@ -12,7 +12,7 @@ public struct BundleError: Error, Equatable, CustomStringConvertible {
     public var description: String { "\(path): " + (field.map { "\($0): " } ?? "") + reason }
 }
 
-/// bundle.json (DESIGN.md §4), as `equivtrain` writes it.
+/// bundle.json (docs/architecture.md §4), as `equivtrain` writes it.
 public struct BundleManifest: Codable, Sendable {
     public struct Shift: Codable, Sendable {
         public let rangeBins: Int

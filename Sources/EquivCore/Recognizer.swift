@@ -1,20 +1,10 @@
 import EquivDSP
 import EquivModel
+import EquivProtocol
 import Foundation
 
 /// What the service publishes about one window.
 public struct Decision: Sendable, Equatable {
-    public enum Fallback: String, Sendable {
-        /// Confident canonicalizer: one classifier call on the canonical window.
-        case none
-        /// Unsure canonicalizer: the top-K shifts averaged, weighted by p.
-        case topk
-        /// Still unsure: published as "uncertain" (the clip is worth a human's ear).
-        case abstain
-        /// Below the energy gate: silence, no inference.
-        case idle
-    }
-
     /// The winning class, or nil when idle or abstaining.
     public let label: String?
     public let probability: Float
@@ -37,15 +27,9 @@ public struct Decision: Sendable, Equatable {
     }
 }
 
-/// Canonicalize → classify → decide (DESIGN.md §2) for one window at a time, on sessions planned
+/// Canonicalize → classify → decide (docs/architecture.md §2) for one window at a time, on sessions planned
 /// once: nothing is allocated per window beyond the returned Decision.
 public final class Recognizer {
-    /// How windows are classified: the service uses `.topk`; the others reproduce the results
-    /// table's rows.
-    public enum Mode: String, CaseIterable, Sendable {
-        case vanilla, canon, topk, groupavg
-    }
-
     public struct Thresholds: Sendable {
         public var canonicalizerMinP: Float
         public var topK: Int
@@ -70,7 +54,7 @@ public final class Recognizer {
 
     /// The bundle's manifest; the models themselves are not kept once planned.
     public let manifest: BundleManifest
-    public let mode: Mode
+    public let mode: RecognitionMode
     public let thresholds: Thresholds
     private let classes: [String]
     private let range: Int
@@ -83,7 +67,7 @@ public final class Recognizer {
     private let probabilities: UnsafeMutableBufferPointer<Float>
     private let averaged: UnsafeMutableBufferPointer<Float>
 
-    public init(bundle: ModelBundle, mode: Mode = .topk, thresholds: Thresholds? = nil) throws(BundleError) {
+    public init(bundle: ModelBundle, mode: RecognitionMode = .topk, thresholds: Thresholds? = nil) throws(BundleError) {
         let m = bundle.manifest
         self.manifest = m
         self.mode = mode
@@ -143,11 +127,11 @@ public final class Recognizer {
                 let picks = Array(order.prefix(thresholds.topK))
                 let total = picks.reduce(0) { $0 + p[$1] }
                 average(window, shifts: picks.map { $0 - range }, weights: picks.map { p[$0] / total })
-                let fallback: Decision.Fallback = maxProbability() < thresholds.classifierMinP ? .abstain : .topk
+                let fallback: Fallback = maxProbability() < thresholds.classifierMinP ? .abstain : .topk
                 return result(shift: shift, canon: canon, fallback: fallback, calls: picks.count)
             }
             runClassifier(on: window, shift: shift)
-            let fallback: Decision.Fallback = mode == .topk && maxProbability() < thresholds.classifierMinP ? .abstain : .none
+            let fallback: Fallback = mode == .topk && maxProbability() < thresholds.classifierMinP ? .abstain : .none
             return result(shift: shift, canon: canon, fallback: fallback, calls: 1)
         }
     }
@@ -206,14 +190,14 @@ public final class Recognizer {
 
     private func maxProbability() -> Float { probabilities.max() ?? 0 }
 
-    private func result(shift: Int, canon: (Float, Float, Float), fallback: Decision.Fallback, calls: Int) -> Decision {
+    private func result(shift: Int, canon: (Float, Float, Float), fallback: Fallback, calls: Int) -> Decision {
         let best = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
         return decision(label: fallback == .abstain ? nil : classes[best], probability: probabilities[best], shift: shift,
                         canon: canon, fallback: fallback, calls: calls, classify: true)
     }
 
     private func decision(
-        label: String?, probability: Float, shift: Int, canon: (Float, Float, Float), fallback: Decision.Fallback, calls: Int,
+        label: String?, probability: Float, shift: Int, canon: (Float, Float, Float), fallback: Fallback, calls: Int,
         classify: Bool
     ) -> Decision {
         let top = classify

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The event protocol of DESIGN.md §5: one JSON object per line, each with `type` and `v`.
+/// The event protocol of docs/architecture.md §5: one JSON object per line, each with `type` and `v`.
 /// These types are the schema (docs/protocol.md); the daemon encodes them and equivctl decodes
 /// them, so the two cannot drift. Field names are stable once released.
 public enum EventProtocol {
@@ -49,10 +49,13 @@ public struct HelloEvent: Codable, Sendable {
     public var classes: [String]
     /// The front-end parameters the models were trained with, as bundle.json names them.
     public var frontEnd: [String: Double]
-    public var mode: String
+    public var mode: RecognitionMode
     public var source: String
 
-    public init(daemon: String, models: [String: String], classes: [String], frontEnd: [String: Double], mode: String, source: String) {
+    public init(
+        daemon: String, models: [String: String], classes: [String], frontEnd: [String: Double], mode: RecognitionMode,
+        source: String
+    ) {
         self.daemon = daemon
         self.models = models
         self.classes = classes
@@ -97,8 +100,7 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
     public var canonConfidence: Double
     public var canonMargin: Double
     public var canonEntropy: Double
-    /// `none`, `topk`, `abstain` or `idle` (DESIGN.md §2).
-    public var fallback: String
+    public var fallback: Fallback
     public var classifierCalls: Int
     /// From the arrival of the block that completed the window to the event's encoding.
     public var latencyMs: Double
@@ -111,7 +113,7 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
     public init(
         seq: Int, source: String, streamStart: Double, streamEnd: Double, wallStart: Double, wallEnd: Double,
         label: String?, p: Double, top: [Candidate], shiftSemitones: Double, canonConfidence: Double,
-        canonMargin: Double, canonEntropy: Double, fallback: String, classifierCalls: Int, latencyMs: Double,
+        canonMargin: Double, canonEntropy: Double, fallback: Fallback, classifierCalls: Int, latencyMs: Double,
         gapBeforeMs: Double = 0, clip: String? = nil
     ) {
         self.seq = seq

@@ -1,4 +1,5 @@
 import EquivAudio
+import EquivProtocol
 import Foundation
 import TOMLKit
 
@@ -20,8 +21,8 @@ public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
 /// Everything `equivd run` can be told, with the defaults that `Config/equivd.toml` documents.
 /// Keys are the TOML names; every field has one, and an unknown key is an error.
 public struct ServiceConfiguration: Sendable, Equatable {
-    public enum SourceKind: String, Sendable { case alsa, file }
-    public enum Pace: String, Sendable { case realtime, fast }
+    public enum SourceKind: String, Sendable, CaseIterable { case alsa, file }
+    public enum Pace: String, Sendable, CaseIterable { case realtime, fast }
 
     public struct Source: Sendable, Equatable {
         public var kind = SourceKind.alsa
@@ -44,12 +45,14 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
     public struct Model: Sendable, Equatable {
         public var bundle = "Models"
-        public var mode = "topk"
+        public var mode = RecognitionMode.topk
         /// Overrides of bundle.json's calibrated thresholds; nil keeps the bundle's.
         public var canonicalizerMinP: Double? = nil
         public var topK: Int? = nil
         public var classifierMinP: Double? = nil
         public var idleMeanLog = -11.5
+
+        public init() {}
     }
 
     public struct Pipeline: Sendable, Equatable {
@@ -120,8 +123,6 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try require(source.periodFrames > 0, "source.period_frames", "must be positive")
         try require(source.bufferFrames >= 2 * source.periodFrames, "source.buffer_frames", "must be at least 2 periods")
         try require(source.ringSeconds >= 1, "source.ring_seconds", "must be at least 1")
-        try require(["vanilla", "canon", "topk", "groupavg"].contains(model.mode), "model.mode",
-                    "must be vanilla, canon, topk or groupavg, got \"\(model.mode)\"")
         try require(model.canonicalizerMinP.map { (0...1).contains($0) } ?? true, "model.canonicalizer_min_p", "must be in 0...1")
         try require(model.classifierMinP.map { (0...1).contains($0) } ?? true, "model.classifier_min_p", "must be in 0...1")
         try require(model.topK.map { $0 >= 1 } ?? true, "model.top_k", "must be at least 1")
@@ -181,7 +182,7 @@ private struct TableReader {
                 case ("source", "speed"): c.source.speed = try double(value, section, key)
                 case ("source", "loop"): c.source.loop = try bool(value, section, key)
                 case ("model", "bundle"): c.model.bundle = try string(value, section, key)
-                case ("model", "mode"): c.model.mode = try string(value, section, key)
+                case ("model", "mode"): c.model.mode = try choice(value, section, key)
                 case ("model", "canonicalizer_min_p"): c.model.canonicalizerMinP = try double(value, section, key)
                 case ("model", "top_k"): c.model.topK = try int(value, section, key)
                 case ("model", "classifier_min_p"): c.model.classifierMinP = try double(value, section, key)
@@ -225,10 +226,12 @@ private struct TableReader {
         return x
     }
 
-    private func choice<T: RawRepresentable>(_ v: TOMLValueConvertible, _ s: String, _ k: String) throws(ConfigurationError) -> T
+    private func choice<T: RawRepresentable & CaseIterable>(_ v: TOMLValueConvertible, _ s: String, _ k: String) throws(ConfigurationError) -> T
     where T.RawValue == String {
         let x = try string(v, s, k)
-        guard let value = T(rawValue: x) else { throw error(s, k, "\"\(x)\" is not one of the allowed values") }
+        guard let value = T(rawValue: x) else {
+            throw error(s, k, "must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(x)\"")
+        }
         return value
     }
 

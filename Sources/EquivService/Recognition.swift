@@ -18,7 +18,7 @@ public struct Recognition: @unchecked Sendable {
         if let k = c.topK { thresholds.topK = k }
         if let p = c.classifierMinP { thresholds.classifierMinP = Float(p) }
         thresholds.idleMeanLog = Float(c.idleMeanLog)
-        recognizer = try Recognizer(bundle: bundle, mode: Recognizer.Mode(rawValue: c.mode) ?? .topk, thresholds: thresholds)
+        recognizer = try Recognizer(bundle: bundle, mode: c.mode, thresholds: thresholds)
         modelIDs = bundle.manifest.models.mapValues { String($0.sha256.prefix(12)) }
         // Loading and planning free several copies of the weights (file, protobuf, tensors):
         // hand that memory back to the system instead of keeping it for the process's life.
@@ -31,7 +31,7 @@ public struct Recognition: @unchecked Sendable {
         let frontEnd = (json as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.doubleValue }
         return HelloEvent(
             daemon: "equivd", models: modelIDs, classes: m.classes, frontEnd: frontEnd,
-            mode: recognizer.mode.rawValue, source: source)
+            mode: recognizer.mode, source: source)
     }
 }
 
@@ -45,7 +45,7 @@ extension PredictionEvent {
             top: d.top.prefix(3).map { Candidate(label: $0.label, p: Double($0.probability)) },
             shiftSemitones: d.shiftSemitones, canonConfidence: Double(d.canonConfidence),
             canonMargin: Double(d.canonMargin), canonEntropy: Double(d.canonEntropy),
-            fallback: d.fallback.rawValue, classifierCalls: d.classifierCalls, latencyMs: latencyMs,
+            fallback: d.fallback, classifierCalls: d.classifierCalls, latencyMs: latencyMs,
             gapBeforeMs: Double(w.gapBefore) * 1000 / Double(rate), clip: clip)
     }
 }

@@ -67,8 +67,8 @@ struct Tail: ParsableCommand {
     @Option(name: .long, help: "Only predictions with this label (repeatable).")
     var label: [String] = []
 
-    @Option(name: .long, help: "Only predictions with this fallback: none, topk, abstain, idle (repeatable).")
-    var fallback: [String] = []
+    @Option(name: .long, help: "Only predictions with this fallback (repeatable).")
+    var fallback: [Fallback] = []
 
     @Flag(name: .long, help: "Exit when the connection ends instead of reconnecting.")
     var noReconnect = false
@@ -109,7 +109,7 @@ struct Tail: ParsableCommand {
                         print(line)
                         fflush(nil)
                     } else if type == "hello", let hello = try? EventProtocol.decode(HelloEvent.self, from: line) {
-                        note("connected to equivd: \(hello.source), mode \(hello.mode), models " + hello.models.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+                        note("connected to equivd: \(hello.source), mode \(hello.mode.rawValue), models " + hello.models.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                     } else if type == "error", let error = try? EventProtocol.decode(ErrorEvent.self, from: line) {
                         note("error (\(error.code)): \(error.message)")
                     }
@@ -129,13 +129,13 @@ struct Tail: ParsableCommand {
     private func format(_ e: PredictionEvent, colour: Bool) -> String {
         let time = Date(timeIntervalSince1970: e.wallEnd).formatted(.dateTime.hour(.twoDigits(amPM: .omitted)).minute().second().secondFraction(.fractional(1)))
         let label = (e.label ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0)
-        let text = String(format: "%@  %@ p %.2f  shift %+5.1f st  canon %.2f  %@", time, label, e.p, e.shiftSemitones, e.canonConfidence, e.fallback)
+        let text = String(format: "%@  %@ p %.2f  shift %+5.1f st  canon %.2f  %@", time, label, e.p, e.shiftSemitones, e.canonConfidence, e.fallback.rawValue)
         guard colour else { return text }
         let code = switch e.fallback {
-        case "none": "32"  // green
-        case "topk": "33"  // yellow
-        case "abstain": "31"  // red
-        default: "2"  // dim
+        case .none: "32"  // green
+        case .topk: "33"  // yellow
+        case .abstain: "31"  // red
+        case .idle: "2"  // dim
         }
         return "\u{1B}[\(code)m\(text)\u{1B}[0m"
     }
@@ -212,3 +212,5 @@ struct Reload: ParsableCommand {
 private func note(_ text: String) {
     FileHandle.standardError.write(Data("equivctl: \(text)\n".utf8))
 }
+
+extension Fallback: ExpressibleByArgument {}

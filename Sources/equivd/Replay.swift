@@ -21,16 +21,16 @@ struct Replay: ParsableCommand {
     var bundle = "Models"
 
     @Option(name: .long, help: "vanilla, canon, topk (the service) or groupavg.")
-    var mode: Recognizer.Mode = .topk
+    var mode: RecognitionMode = .topk
 
     @Flag(name: .long, help: "One JSON object per window (the socket's prediction events) instead of a table.")
     var json = false
 
     @Option(name: .long, help: "Override bundle.json's canonicalizer max-p threshold (the top-K fallback).")
-    var canonicalizerMinP: Float?
+    var canonicalizerMinP: Double?
 
     @Option(name: .long, help: "Override bundle.json's classifier max-p threshold (abstain); 0 never abstains.")
-    var classifierMinP: Float?
+    var classifierMinP: Double?
 
     @Flag(name: .long, help: "No per-window output; the summary only.")
     var quiet = false
@@ -41,11 +41,12 @@ struct Replay: ParsableCommand {
     func run() throws {
         let frontEnd = try FrontEnd()
         let rate = frontEnd.parameters.sampleRate
-        let models = try ModelBundle(directory: bundle, frontEnd: frontEnd.parameters)
-        var thresholds = Recognizer.Thresholds(bundle: models.manifest)
-        if let canonicalizerMinP { thresholds.canonicalizerMinP = canonicalizerMinP }
-        if let classifierMinP { thresholds.classifierMinP = classifierMinP }
-        let recognizer = try Recognizer(bundle: models, mode: mode, thresholds: thresholds)
+        var model = ServiceConfiguration.Model()
+        model.bundle = bundle
+        model.mode = mode
+        model.canonicalizerMinP = canonicalizerMinP
+        model.classifierMinP = classifierMinP
+        let recognizer = try Recognition(configuration: model, frontEnd: frontEnd.parameters).recognizer
         let files = try ReplayInput.expand(inputs)
         let tally = ReplayTally()
         let progress = Progress(total: files.count, enabled: !json && isatty(STDERR_FILENO) == 1)
@@ -74,7 +75,7 @@ struct Replay: ParsableCommand {
                         print(String(format: "%@ %6.2fs  %@ %5.3f %+8.1f  %@",
                                      name.padding(toLength: 32, withPad: " ", startingAt: 0), event.streamStart,
                                      (event.label ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0), event.p,
-                                     event.shiftSemitones, event.fallback))
+                                     event.shiftSemitones, event.fallback.rawValue))
                     }
                 })
             pipeline.start()
@@ -85,7 +86,7 @@ struct Replay: ParsableCommand {
         progress.finish()
         let elapsed = started.duration(to: .now)
         let seconds = elapsed / .seconds(1)
-        let summary = tally.summary(mode: mode.rawValue, files: files.count, audioSeconds: audioSeconds, wallSeconds: seconds)
+        let summary = tally.summary(mode: mode, files: files.count, audioSeconds: audioSeconds, wallSeconds: seconds)
         var stderr = StandardError()
         print(summary.text, to: &stderr)
         if let report {
@@ -103,7 +104,7 @@ struct Replay: ParsableCommand {
 
 /// The end of a replay: what `--report` writes and the lines printed on stderr.
 struct ReplaySummary: Encodable {
-    var mode: String
+    var mode: RecognitionMode
     var files: Int
     var windows: Int
     var labelledWindows: Int
@@ -122,8 +123,8 @@ struct ReplaySummary: Encodable {
     var text: String {
         var lines = [String(
             format: "%d windows from %d files (mode %@): %.2f classifier calls per window; %@; %.0fx real time, %.2f ms per window",
-            windows, files, mode, classifierCallsPerWindow,
-            Decision.Fallback.allCases.map { String(format: "%@ %.1f%%", $0.rawValue, 100 * (fallbackRates[$0.rawValue] ?? 0)) }.joined(separator: ", "),
+            windows, files, mode.rawValue, classifierCallsPerWindow,
+            Fallback.allCases.map { String(format: "%@ %.1f%%", $0.rawValue, 100 * (fallbackRates[$0.rawValue] ?? 0)) }.joined(separator: ", "),
             realTimeFactor, msPerWindow)]
         if let accuracy {
             lines.append(String(format: "accuracy %.1f%% (%d labelled windows)", accuracy, labelledWindows))
@@ -165,14 +166,14 @@ final class Progress {
 /// Counts over a replay; written only on the pipeline's inference queue, read after it finished.
 private final class ReplayTally: @unchecked Sendable {
     var windows = 0, calls = 0, correct = 0, labelled = 0
-    var fallbacks: [String: Int] = [:]
+    var fallbacks: [Fallback: Int] = [:]
     var confusion: [String: [String: Int]] = [:]
 
-    func summary(mode: String, files: Int, audioSeconds: Double, wallSeconds: Double) -> ReplaySummary {
+    func summary(mode: RecognitionMode, files: Int, audioSeconds: Double, wallSeconds: Double) -> ReplaySummary {
         ReplaySummary(
             mode: mode, files: files, windows: windows, labelledWindows: labelled,
             accuracy: labelled > 0 ? 100 * Double(correct) / Double(labelled) : nil, confusion: confusion,
-            fallbackRates: fallbacks.mapValues { Double($0) / Double(max(windows, 1)) },
+            fallbackRates: Dictionary(uniqueKeysWithValues: fallbacks.map { ($0.key.rawValue, Double($0.value) / Double(max(windows, 1))) }),
             classifierCallsPerWindow: Double(calls) / Double(max(windows, 1)), audioSeconds: audioSeconds,
             wallSeconds: wallSeconds, realTimeFactor: audioSeconds / max(wallSeconds, 1e-9),
             msPerWindow: 1000 * wallSeconds / Double(max(windows, 1)))
@@ -190,10 +191,7 @@ private final class ReplayTally: @unchecked Sendable {
     }
 }
 
-extension Recognizer.Mode: ExpressibleByArgument {}
-extension Decision.Fallback: CaseIterable {
-    public static var allCases: [Decision.Fallback] { [.none, .topk, .abstain, .idle] }
-}
+extension RecognitionMode: ExpressibleByArgument {}
 
 /// Inputs of `replay`: audio files and folders (no labels) or a CSV of path,label rows.
 enum ReplayInput {

@@ -1,5 +1,6 @@
 import EquivAudio
 import EquivDSP
+import EquivProtocol
 import Foundation
 import Testing
 
@@ -36,7 +37,7 @@ import Testing
     func callsPerMode() throws {
         let bundle = try Self.bundle()
         let w = Self.window(combAt: 60)
-        for (mode, calls) in [(Recognizer.Mode.vanilla, 1), (.canon, 1), (.groupavg, 49)] {
+        for (mode, calls) in [(RecognitionMode.vanilla, 1), (.canon, 1), (.groupavg, 49)] {
             let d = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: mode))!.decide($0) }
             #expect(d.classifierCalls == calls, "\(mode)")
             #expect(d.label != nil)
