@@ -1,4 +1,4 @@
-"""Replay throughput of the whole path, file → events, on one core (issue 5): `equivd replay`
+"""Replay throughput of the whole path, file → events, on one core: `equivd replay`
 versus a Python peer pipeline doing the same work — the numpy/scipy front end of
 bench/frontend_reference.py, onnxruntime (1 thread) for both models, and the same
 canonicalize → classify → top-K / abstain / idle decisions — on the same files and bundle.

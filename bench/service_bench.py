@@ -1,4 +1,4 @@
-"""Live figures of `equivd run` (issue 6): CPU (% of one core), RSS, and latency from the last
+"""Live figures of `equivd run`: CPU (% of one core), RSS, and latency from the last
 sample of a window to its event at a socket client, on the ALSA `file`-plugin device fed in real
 time.
 

@@ -1,4 +1,4 @@
-"""Soak test of `equivd run` (issue 7): replayed audio faster than real time with 50 socket
+"""Soak test of `equivd run`: replayed audio faster than real time with 50 socket
 clients — healthy readers, clients that never read, and clients that connect and disconnect over
 and over — while RSS is recorded.
 

@@ -1,5 +1,5 @@
 /// A stream of mono samples at one rate: the live microphone and a replayed file look the same to
-/// everything downstream (DESIGN.md §3).
+/// everything downstream (docs/architecture.md §3).
 public protocol AudioSource: AnyObject {
     /// Rate of the samples `read(into:)` returns, in Hz.
     var sampleRate: Int { get }

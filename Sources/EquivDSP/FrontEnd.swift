@@ -16,7 +16,7 @@ public struct SpectrogramWindow {
     public subscript(bin: Int, frame: Int) -> Float { values[bin * frameCount + frame] }
 }
 
-/// Samples in, classifier windows out: the whole feature path of DESIGN.md §3 for one stream.
+/// Samples in, classifier windows out: the whole feature path of docs/architecture.md §3 for one stream.
 ///
 /// Keeps the last `windowFrames` frames in a ring and emits a window every `windowStepFrames`
 /// frames once the first is full. Every buffer is allocated in `init`.

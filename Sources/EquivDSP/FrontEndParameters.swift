@@ -1,7 +1,7 @@
 import Foundation
 
 /// Everything that defines the features a model sees. A model bundle records these, and the daemon
-/// refuses a bundle whose values differ from its own (DESIGN.md §4), so every field has a stable name.
+/// refuses a bundle whose values differ from its own (docs/architecture.md §4), so every field has a stable name.
 public struct FrontEndParameters: Sendable, Equatable, Codable {
     /// Rate every source is converted to before analysis, in Hz.
     public var sampleRate: Int = 16_000
@@ -10,7 +10,7 @@ public struct FrontEndParameters: Sendable, Equatable, Codable {
     public var fftSize: Int = 8192
     /// Samples between frames (10 ms at 16 kHz).
     public var hopLength: Int = 160
-    /// Log-frequency bins per semitone (B in DESIGN.md §2): a shift of s semitones moves s·B bins.
+    /// Log-frequency bins per semitone (B in docs/architecture.md §2): a shift of s semitones moves s·B bins.
     public var binsPerSemitone: Int = 2
     /// Centre frequency of bin 0, in Hz.
     public var fmin: Double = 60

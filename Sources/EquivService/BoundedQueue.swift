@@ -1,6 +1,6 @@
 import Foundation
 
-/// A FIFO between two pipeline stages with a fixed capacity (DESIGN.md §3).
+/// A FIFO between two pipeline stages with a fixed capacity (docs/architecture.md §3).
 ///
 /// Live audio cannot wait, so a full queue drops its oldest item and counts it (`.dropOldest`);
 /// a replayed file can, so there the producer waits for room (`.wait`) and nothing is lost.

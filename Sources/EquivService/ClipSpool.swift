@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 /// A folder of WAV clips of the windows the recognizer abstained on, for someone to listen to and
-/// label later (DESIGN.md §2's "uncertain" path). The folder never holds more than `quotaBytes`:
+/// label later (docs/architecture.md §2's "uncertain" path). The folder never holds more than `quotaBytes`:
 /// after each clip the oldest are removed. Clip names sort by time.
 final class ClipSpool: Sendable {
     let directory: String

@@ -7,7 +7,7 @@ import Synchronization
 
 /// `equivd run`: source → pipeline → event socket, under systemd's notify protocol.
 ///
-/// Lifecycle (DESIGN.md §3, issue 6): READY=1 once the socket and the source are up; WATCHDOG=1
+/// Lifecycle (docs/architecture.md §3): READY=1 once the socket and the source are up; WATCHDOG=1
 /// only while the pipeline makes progress; SIGHUP reloads config and bundle atomically (validated
 /// first, the old one kept on failure); SIGTERM/SIGINT stop capture, drain, flush clients, remove
 /// the socket and return. A file source that ends (without `loop`) ends the run the same way.

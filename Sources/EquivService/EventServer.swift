@@ -11,7 +11,7 @@ public struct ServerError: Error, CustomStringConvertible {
     public var description: String { "\(path): \(reason)" }
 }
 
-/// The Unix-socket side of DESIGN.md §5: JSON-lines events out to every client, one-line
+/// The Unix-socket side of docs/architecture.md §5: JSON-lines events out to every client, one-line
 /// requests in.
 ///
 /// Everything about clients lives on one event loop. Each client has a bounded queue of events

@@ -26,7 +26,7 @@ public struct AnalysedWindow: Sendable {
 }
 
 /// Source → FrontEnd → canonicalize/classify/decide, on two Dispatch queues joined by a bounded
-/// queue (DESIGN.md §3). The same object runs live capture and file replay; only the source and
+/// queue (docs/architecture.md §3). The same object runs live capture and file replay; only the source and
 /// the overflow policy differ.
 ///
 /// The DSP stage reads the source on its own queue and never waits on inference: with

@@ -3,7 +3,7 @@ import EquivDSP
 import Foundation
 import Testing
 
-/// The property the product rests on (DESIGN.md §2): playing a sound s semitones higher moves its
+/// The property the product rests on (docs/architecture.md §2): playing a sound s semitones higher moves its
 /// log-frequency spectrogram by s·B bins. The shifted versions are made the way a speed change makes
 /// them, by resampling with libsamplerate, not by synthesizing at the new pitch.
 @Suite struct ShiftPropertyTests {

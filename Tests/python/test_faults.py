@@ -1,4 +1,4 @@
-"""Faults of a line-side service (issue 7), each end to end against `equivd run`: a capture overrun,
+"""Faults of a line-side service, each end to end against `equivd run`: a capture overrun,
 a stalled source and a stalled inference (the watchdog stops feeding systemd), the capture device
 lost and returned.
 

@@ -1,4 +1,4 @@
-"""`equivd run` end to end (issue 6): real alsa-lib capture through the `file` PCM plugin, the real
+"""`equivd run` end to end: real alsa-lib capture through the `file` PCM plugin, the real
 Unix socket, `equivctl`, the notify protocol on a socket of the test's own, reload and shutdown.
 
 The capture device reads a FIFO that a pacer thread fills one ALSA period at a time, faster than

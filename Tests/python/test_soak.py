@@ -1,4 +1,4 @@
-"""The short soak (issue 7): about an hour of audio through `equivd run` at 12× real time with
+"""The short soak: about an hour of audio through `equivd run` at 12× real time with
 50 clients (35 reading, 10 never reading, 5 connecting and disconnecting). scripts/soak.py does
 the work and decides pass or fail; the full 24-hour version is `make soak`."""
 

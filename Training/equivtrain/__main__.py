@@ -251,7 +251,7 @@ def main(argv=None):
     b.add_argument("--canon-epochs", type=int, default=20)
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(run=byod)
-    t = sub.add_parser("table-swift", help="the results table again through `equivd replay` (issue 5)")
+    t = sub.add_parser("table-swift", help="the results table again through `equivd replay`")
     t.add_argument("--data", default="data")
     t.add_argument("--bundle", default="Models")
     t.add_argument("--equivd", default=".build/release/equivd")

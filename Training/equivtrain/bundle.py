@@ -1,4 +1,4 @@
-"""The model bundle (DESIGN.md §4): classifier.onnx, canonicalizer.onnx and bundle.json with the
+"""The model bundle (docs/architecture.md §4): classifier.onnx, canonicalizer.onnx and bundle.json with the
 class names, the front end's parameters (asked of equivd itself), the shift range, calibrated
 thresholds and the ONNX files' SHA-256."""
 
@@ -24,7 +24,7 @@ def export(model, path, output_name):
     x = torch.randn(2, 1, BINS, 100)
     torch.onnx.export(model, x, path, opset_version=13, input_names=["x"], output_names=[output_name],
                       dynamic_axes={"x": {0: "batch"}, output_name: {0: "batch"}})
-    model.eval()  # torch 1.13 can leave modules in training mode after export (DESIGN.md §7)
+    model.eval()  # torch 1.13 can leave modules in training mode after export (docs/architecture.md §7)
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
     with torch.no_grad():
         want = model(x).numpy()

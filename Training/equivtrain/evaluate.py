@@ -163,7 +163,7 @@ def shift_markdown(sets, shift_logits):
                          + f" | {overall:.1f} |")
     lines += ["", "Share of windows (%) whose top shift is within one bin (a quarter tone) of the shift the set "
               "was made with. A no-prior canonicalizer settles on a shift that depends on the class, not on "
-              "the speed, so it reads none (DESIGN.md §7)."]
+              "the speed, so it reads none (docs/architecture.md §7)."]
     return "\n".join(lines)
 
 

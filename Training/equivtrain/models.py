@@ -1,4 +1,4 @@
-"""The frozen classifier and the pitch canonicalizer (DESIGN.md §2), and the shift operator."""
+"""The frozen classifier and the pitch canonicalizer (docs/architecture.md §2), and the shift operator."""
 
 import torch
 from torch import nn
@@ -10,7 +10,7 @@ REFERENCE_BIN = 84    # the canonicalizer's score at REFERENCE_BIN + k is the sc
 
 def translate(x, shifts):
     """T_j X: each window of x [N, 1, F, T] moved up by shifts[n] bins along frequency. Vacated
-    bins replicate the edge bin (DESIGN.md §7: the log floor there is worse than nothing)."""
+    bins replicate the edge bin (docs/architecture.md §7: the log floor there is worse than nothing)."""
     f = x.shape[2]
     index = torch.arange(f, device=x.device).unsqueeze(0) - shifts.view(-1, 1)   # [N, F]
     index = index.clamp(0, f - 1)

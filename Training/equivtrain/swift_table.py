@@ -1,4 +1,4 @@
-"""The results table again, through the Swift daemon's own path (issue 5): `equivd replay` over
+"""The results table again, through the Swift daemon's own path: `equivd replay` over
 the same test clips that `table` evaluated, in each mode, side by side with the Python figures
 of docs/results.md.
 

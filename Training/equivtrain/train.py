@@ -56,7 +56,7 @@ def train_classifier(train, val, classes, epochs=14, seed=0, log=print):
 
 def train_canonicalizer(train, val, classifier=None, prior=True, epochs=12, seed=0, log=print):
     """prior=True: the canonicalization prior in its equivariant form, CE(p(T_j X), j) for nominal
-    X and random j (DESIGN.md §2), half the windows with a stationary copy mixed in
+    X and random j (docs/architecture.md §2), half the windows with a stationary copy mixed in
     (`with_stationary_copy`): no labels needed. prior=False: the task loss through the frozen
     classifier alone, over the top-3 shifts with a straight-through weighting."""
     torch.manual_seed(seed)
@@ -91,7 +91,7 @@ def with_stationary_copy(shifted, original, rng, share=0.5, level_db=(-20.0, -6.
     """For a random `share` of windows, the translated window plus its untranslated self 6…20 dB
     weaker (magnitudes add: ln(e^a + g·e^b) on the log spectrogram). A real speed change leaves
     mains hum, resonances and room noise where they were; this teaches the canonicalizer to
-    follow the dominant, moving content rather than read what stayed put as a ruler (DESIGN.md §7).
+    follow the dominant, moving content rather than read what stayed put as a ruler (docs/architecture.md §7).
     Still label-free: the target stays the translation j."""
     n = len(shifted)
     gain = torch.from_numpy(rng.uniform(*level_db, (n, 1, 1, 1)).astype(np.float32)) * (np.log(10.0) / 20.0)

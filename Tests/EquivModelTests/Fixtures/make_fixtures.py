@@ -20,7 +20,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 class SmallClassifier(nn.Module):
-    """The classifier family of DESIGN.md §7 in miniature: Conv+BN+ReLU blocks, pooling,
+    """The classifier family of docs/architecture.md §7 in miniature: Conv+BN+ReLU blocks, pooling,
     a dilated and a depthwise conv, mean over time, dropout, linear, softmax."""
 
     def __init__(self, classes=5):
@@ -66,7 +66,7 @@ def export(name, model, shape, seed):
     x = torch.randn(*shape)
     torch.onnx.export(model, x, folder / "model.onnx", opset_version=13, input_names=["x"], output_names=["y"],
                       dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
-    model.eval()  # torch 1.13 can leave modules in training mode after export (DESIGN.md §7)
+    model.eval()  # torch 1.13 can leave modules in training mode after export (docs/architecture.md §7)
     y = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"x": x.numpy()})[0]
     with torch.no_grad():
