@@ -115,7 +115,16 @@ libfuzzer: deps
 libfuzzer-short:
 	Fuzz/run.sh 20000 60
 
-sanitize: deps
+# valgrind memcheck over a release replay of every sample: 0 errors or it fails. Debian's
+# valgrind 3.19 cannot read Swift 6.3's DWARF, so it runs a copy with the debug info stripped.
+memcheck: deps build
+	objcopy --strip-debug $(RELEASE_BIN)/equivd .build/equivd-nodebug
+	valgrind --error-exitcode=99 --leak-check=no --track-origins=yes .build/equivd-nodebug replay Samples/labels.csv --bundle Models --quiet
+
+# memcheck first, then ThreadSanitizer over the service: its Swift suites, then the daemon under the end-to-end tests
+# (audio paced at 1x; a race makes the daemon exit 66). AddressSanitizer the same way, with
+# LeakSanitizer on (scripts/lsan.supp: TOMLKit's and XCTest's own leaks).
+sanitize: deps memcheck
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter "EquivServiceTests|ALSACapture|SampleRing"
 	TSAN_OPTIONS="halt_on_error=1 exitcode=66" EQUIVD=.build-tsan/debug/equivd EQUIVD_TEST_SPEED=1 $(PYTHON) -m pytest -q Tests/python/test_service.py Tests/python/test_faults.py
 	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter "EquivServiceTests|ALSACapture|SampleRing"
