@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // One thin module per C library: a module map, pkg-config for the flags, apt for the package.
@@ -56,6 +58,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The event protocol (docs/architecture.md §5) and a client for it: what equivctl needs and nothing more.
@@ -74,12 +79,12 @@ let package = Package(
         ),
 
         .testTarget(name: "EquivDSPTests", dependencies: ["EquivDSP", "EquivAudio"]),
-        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile", "FuzzSupport"], exclude: ["FuzzSeeds"]),
-        .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
-        .testTarget(name: "EquivModelTests", dependencies: ["EquivModel", "FuzzSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "EquivAudioTests", dependencies: ["EquivAudio", "CSndFile", "TestSupport"], exclude: ["FuzzSeeds"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "EquivModelTests", dependencies: ["EquivModel", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EquivCoreTests", dependencies: ["EquivCore", "EquivAudio", "EquivProtocol"]),
         .testTarget(
-            name: "EquivServiceTests", dependencies: ["EquivService", "EquivProtocol", "EquivCore", "FuzzSupport"],
+            name: "EquivServiceTests", dependencies: ["EquivService", "EquivProtocol", "EquivCore", "TestSupport"],
             exclude: ["FuzzSeeds"]),
     ]
 )

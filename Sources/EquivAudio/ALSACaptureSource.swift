@@ -81,7 +81,6 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let xrunCount = Atomic<Int>(0)
     private let reconnectCount = Atomic<Int>(0)
-    private let capturedFrameCount = Atomic<Int>(0)
     private let nonFiniteCount = Atomic<Int>(0)
     private let state = Mutex<(negotiated: ALSANegotiated?, lastError: String?)>((nil, nil))
     private let finished = DispatchSemaphore(value: 0)
@@ -102,8 +101,6 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
     public var xruns: Int { xrunCount.load(ordering: .relaxed) }
     /// Times the device was reopened after it failed.
     public var reconnects: Int { reconnectCount.load(ordering: .relaxed) }
-    /// Frames read from the device, at its own rate.
-    public var capturedFrames: Int { capturedFrameCount.load(ordering: .relaxed) }
     /// NaN/Inf samples replaced with 0 (float devices only).
     public var nonFiniteSamples: Int { nonFiniteCount.load(ordering: .relaxed) }
     /// What the device granted at the last (re)open.
@@ -116,6 +113,16 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
     }
 
     public var samplesLost: Int { ring.samplesLost }
+
+    public var health: SourceHealth {
+        var h = SourceHealth()
+        h.queuedSamples = ring.availableSamples
+        h.xruns = xruns
+        h.reconnects = reconnects
+        h.nonFiniteSamples = nonFiniteSamples
+        h.lastError = lastError
+        return h
+    }
 
     /// Stops the thread within one wait interval (≤ 100 ms plus a backoff step's check), closes
     /// the device and ends the stream: `read` drains the ring and then returns 0.
@@ -172,7 +179,6 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
                     ring.markGap(samples: max(0, Int((elapsed / .seconds(1) * Double(sampleRate) - arrived).rounded())))
                     interrupted = false
                 }
-                capturedFrameCount.add(frames, ordering: .relaxed)
                 nonFiniteCount.add(convert.deliver(frames: frames, to: ring), ordering: .relaxed)
                 lastDelivered = .now
             } catch {

@@ -10,11 +10,33 @@ public protocol AudioSource: AnyObject {
     /// or the device overran); only ever grows. A read never returns samples from both sides of
     /// a loss, so a reader that sees this grow knows the block it just got starts after a gap.
     var samplesLost: Int { get }
+    /// How capture is going; all zero for a file.
+    var health: SourceHealth { get }
+    /// Ends the stream: `read` returns what is left, then 0. A source that ends by itself
+    /// (a file played once) need not be stopped.
+    func stop()
+}
+
+/// What a live source reports beyond its samples, for `status`.
+public struct SourceHealth: Sendable, Equatable {
+    /// Samples captured and not yet read.
+    public var queuedSamples = 0
+    /// Overruns recovered, and reopens after the device failed.
+    public var xruns = 0
+    public var reconnects = 0
+    /// NaN/Inf samples a float device delivered, replaced with 0.
+    public var nonFiniteSamples = 0
+    /// The last error capture met.
+    public var lastError: String? = nil
+
+    public init() {}
 }
 
 extension AudioSource {
-    /// A file loses nothing.
+    /// A file loses nothing, has no capture to report and ends by itself.
     public var samplesLost: Int { 0 }
+    public var health: SourceHealth { SourceHealth() }
+    public func stop() {}
 }
 
 /// Averages interleaved frames of `channels` samples into mono, in place; returns the frame count.

@@ -184,50 +184,32 @@ public struct StatusEvent: Codable, Sendable {
 
     public var type = "status"
     public var v = EventProtocol.version
-    public var uptimeSeconds: Double
+    public var uptimeSeconds = 0.0
     /// Seconds of audio analysed per second of wall time since the start.
-    public var realTimeFactor: Double
-    public var audioSeconds: Double
-    public var windows: Int
+    public var realTimeFactor = 0.0
+    public var audioSeconds = 0.0
+    public var windows = 0
     /// Samples waiting in the capture ring and windows waiting for inference.
-    public var queuedSamples: Int
-    public var queuedWindows: Int
+    public var queuedSamples = 0
+    public var queuedWindows = 0
     /// Samples lost in capture gaps (the ring overwrote them, or the device overran), the gaps
     /// they fell in, and windows the inference queue dropped (oldest first).
-    public var droppedSamples: Int
-    public var gaps: Int
-    public var droppedWindows: Int
-    public var xruns: Int
-    public var reconnects: Int
-    public var clients: [Client]
+    public var droppedSamples = 0
+    public var gaps = 0
+    public var droppedWindows = 0
+    public var xruns = 0
+    public var reconnects = 0
+    /// NaN/Inf samples a float device delivered, replaced with 0.
+    public var nonFiniteSamples = 0
+    public var clients: [Client] = []
     /// Clients disconnected because they stopped reading for too long.
-    public var clientsDisconnected: Int
-    public var models: [String: String]
-    public var clips: Int
-    public var lastError: String?
+    public var clientsDisconnected = 0
+    public var models: [String: String] = [:]
+    public var clips = 0
+    public var lastError: String? = nil
 
-    public init(
-        uptimeSeconds: Double, realTimeFactor: Double, audioSeconds: Double, windows: Int, queuedSamples: Int,
-        queuedWindows: Int, droppedSamples: Int, gaps: Int, droppedWindows: Int, xruns: Int, reconnects: Int, clients: [Client],
-        clientsDisconnected: Int, models: [String: String], clips: Int, lastError: String?
-    ) {
-        self.uptimeSeconds = uptimeSeconds
-        self.realTimeFactor = realTimeFactor
-        self.audioSeconds = audioSeconds
-        self.windows = windows
-        self.queuedSamples = queuedSamples
-        self.queuedWindows = queuedWindows
-        self.droppedSamples = droppedSamples
-        self.gaps = gaps
-        self.droppedWindows = droppedWindows
-        self.xruns = xruns
-        self.reconnects = reconnects
-        self.clients = clients
-        self.clientsDisconnected = clientsDisconnected
-        self.models = models
-        self.clips = clips
-        self.lastError = lastError
-    }
+    /// All zero: the daemon fills in what it knows, the server the clients.
+    public init() {}
 }
 
 /// Something went wrong: a bad request (to that client only), events this client lost, or a

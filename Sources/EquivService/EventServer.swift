@@ -36,14 +36,14 @@ public final class EventServer: @unchecked Sendable {
     public struct Callbacks: Sendable {
         /// The `hello` line for a new client.
         public var hello: @Sendable () -> String
-        /// A `status` line, given the clients' figures.
-        public var status: @Sendable ([StatusEvent.Client], _ disconnected: Int) -> String
+        /// The daemon's figures for `status`; the server fills in its own, the clients'.
+        public var status: @Sendable () -> StatusEvent
         /// Runs a reload and passes the reply line to `reply` (from any thread).
         public var reload: @Sendable (_ reply: @escaping @Sendable (String) -> Void) -> Void
 
         public init(
             hello: @escaping @Sendable () -> String,
-            status: @escaping @Sendable ([StatusEvent.Client], Int) -> String,
+            status: @escaping @Sendable () -> StatusEvent,
             reload: @escaping @Sendable (@escaping @Sendable (String) -> Void) -> Void
         ) {
             self.hello = hello
@@ -53,7 +53,7 @@ public final class EventServer: @unchecked Sendable {
     }
 
     let settings: Settings
-    private let callbacks: Callbacks
+    private var callbacks = Callbacks(hello: { "" }, status: { StatusEvent() }, reload: { _ in })  // set by `start`
     private let group: MultiThreadedEventLoopGroup
     fileprivate let loop: EventLoop
     /// False once `stop()` has shut the loop down.
@@ -66,16 +66,16 @@ public final class EventServer: @unchecked Sendable {
     private var statusTask: RepeatedTask?
     private var socketWatch: RepeatedTask?
 
-    public init(settings: Settings, callbacks: Callbacks) {
+    public init(settings: Settings) {
         self.settings = settings
-        self.callbacks = callbacks
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
     }
 
     /// Binds the socket (replacing a stale one only if it is a socket), sets its mode and group,
-    /// and starts the periodic status.
-    public func start() throws(ServerError) {
+    /// and starts the periodic status; from then on `callbacks` answer the clients.
+    public func start(callbacks: Callbacks) throws(ServerError) {
+        self.callbacks = callbacks
         let path = settings.path
         var st = stat()
         if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFSOCK {
@@ -90,7 +90,7 @@ public final class EventServer: @unchecked Sendable {
         }
         let interval = TimeAmount.nanoseconds(Int64(settings.statusInterval * 1e9))
         statusTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
-            broadcastOnLoop(ByteBuffer(string: callbacks.status(clientFigures(), disconnected)))
+            broadcastOnLoop(ByteBuffer(string: statusLine()))
         }
         socketWatch = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
             relistenIfRemoved()
@@ -191,7 +191,7 @@ public final class EventServer: @unchecked Sendable {
     fileprivate func handle(_ request: Request, from client: ClientHandler) {
         switch request.cmd {
         case .status:
-            client.enqueue(ByteBuffer(string: callbacks.status(clientFigures(), disconnected)))
+            client.enqueue(ByteBuffer(string: statusLine()))
         case .reload:
             let loop = self.loop
             let target = NIOLoopBound(client, eventLoop: loop)
@@ -223,6 +223,13 @@ public final class EventServer: @unchecked Sendable {
 
     private func broadcastOnLoop(_ buffer: ByteBuffer) {
         for client in clients.values { client.enqueue(buffer) }
+    }
+
+    private func statusLine() -> String {
+        var status = callbacks.status()
+        status.clients = clientFigures()
+        status.clientsDisconnected = disconnected
+        return EventProtocol.line(status)
     }
 
     private func clientFigures() -> [StatusEvent.Client] {

@@ -29,9 +29,13 @@ public struct AnalysedWindow: Sendable {
 /// queue (docs/architecture.md §3). The same object runs live capture and file replay; only the source and
 /// the overflow policy differ.
 ///
+/// The pipeline is the one owner of the source, the running `Recognition` and the stream's
+/// counters; everything else reads them from here.
+///
 /// The DSP stage reads the source on its own queue and never waits on inference: with
-/// `.dropOldest`, a full window queue loses its oldest window (counted). The inference stage owns
-/// the `Recognizer`, so a reload swaps it between two windows and never under one.
+/// `.dropOldest`, a full window queue loses its oldest window (counted). The inference stage takes
+/// the current recognizer for each window, so a reload swaps it between two windows and never
+/// under one.
 ///
 /// When the source reports lost audio (capture fell behind, the device overran), the stream clock
 /// counts the lost samples and the front end starts afresh after them, so no window spans a gap;
@@ -41,13 +45,13 @@ public final class Pipeline: @unchecked Sendable {
 
     public let sourceName: String
     public let frontEndParameters: FrontEndParameters
-    let history: AudioHistory
 
     private let source: AudioSource
     private let frontEnd: FrontEnd
-    private var recognizer: Recognizer  // only touched on `inferenceQueue`
+    private let current: Mutex<Recognition>
+    private let recorder: ClipRecorder?
     private let windows: BoundedQueue<AnalysedWindow>
-    private let onDecision: DecisionHandler
+    private var onDecision: DecisionHandler = { _, _ in }  // set by `start`, before the stages run
     private let dspQueue = DispatchQueue(label: "equivd.dsp")
     private let inferenceQueue = DispatchQueue(label: "equivd.inference")
     private let finished = DispatchGroup()
@@ -59,19 +63,22 @@ public final class Pipeline: @unchecked Sendable {
     private var lostAtLastDecision = 0  // only touched on `inferenceQueue`
     private let failure = Mutex<String?>(nil)
 
+    /// `recorder`, when given, is fed every block read (and every gap), for clips.
     public init(
-        source: AudioSource, sourceName: String, frontEnd: FrontEnd, recognizer: Recognizer,
-        windowQueue: Int, dropWhenFull: Bool, historySeconds: Double, onDecision: @escaping DecisionHandler
+        source: AudioSource, sourceName: String, frontEnd: FrontEnd, recognition: Recognition, recorder: ClipRecorder? = nil,
+        windowQueue: Int, dropWhenFull: Bool
     ) {
         self.source = source
         self.sourceName = sourceName
         self.frontEnd = frontEnd
         self.frontEndParameters = frontEnd.parameters
-        self.recognizer = recognizer
+        self.current = Mutex(recognition)
+        self.recorder = recorder
         self.windows = BoundedQueue(capacity: windowQueue, overflow: dropWhenFull ? .dropOldest : .wait)
-        self.history = AudioHistory(capacity: Int(historySeconds * Double(frontEnd.parameters.sampleRate)))
-        self.onDecision = onDecision
     }
+
+    /// The bundle serving now.
+    public var recognition: Recognition { current.withLock { $0 } }
 
     /// Seconds of audio analysed.
     public var audioSeconds: Double { Double(samplesRead.load(ordering: .relaxed)) / Double(frontEndParameters.sampleRate) }
@@ -84,10 +91,16 @@ public final class Pipeline: @unchecked Sendable {
     public var droppedWindows: Int { windows.dropped }
     /// Why the stream ended early (a read error), if it did.
     public var error: String? { failure.withLock { $0 } }
+    public var sourceHealth: SourceHealth { source.health }
 
-    /// Starts both stages. `onEnd` runs on the inference queue after the last window of a stream
-    /// that ended (end of file, stopped source) has been decided.
-    public func start(onEnd: @escaping @Sendable () -> Void = {}) {
+    /// Ends the stream: the source stops, the windows already read are still decided.
+    public func stop() { source.stop() }
+
+    /// Starts both stages, once. `onDecision` runs on the inference queue for each window, in
+    /// order; `onEnd` runs there after the last window of a stream that ended (end of file,
+    /// stopped source) has been decided.
+    public func start(onDecision: @escaping DecisionHandler, onEnd: @escaping @Sendable () -> Void = {}) {
+        self.onDecision = onDecision
         finished.enter()
         dspQueue.async { [self] in
             analyse()
@@ -106,11 +119,10 @@ public final class Pipeline: @unchecked Sendable {
         timeout.isFinite ? finished.wait(timeout: .now() + timeout) == .success : { finished.wait(); return true }()
     }
 
-    /// Uses `recognizer` from the next window on.
-    /// The caller hands `recognizer` over and must not use it afterwards.
-    public func replaceRecognizer(_ recognizer: Recognizer) {
-        nonisolated(unsafe) let handedOver = recognizer
-        inferenceQueue.async { [self] in self.recognizer = handedOver }
+    /// Uses `recognition` from the next window on. The caller hands it over and must not use
+    /// its recognizer afterwards.
+    public func replaceRecognition(_ recognition: Recognition) {
+        current.withLock { $0 = recognition }
     }
 
     /// The DSP stage: read, analyse, hand windows on; returns when the source ends.
@@ -137,7 +149,7 @@ public final class Pipeline: @unchecked Sendable {
                 let gap = source.samplesLost - lost
                 lost += gap
                 total += gap
-                history.skip(gap)
+                recorder?.history.skip(gap)
                 seqBase += frontEnd.windowsProduced
                 frontEnd.reset()
                 unbrokenSince = total
@@ -145,7 +157,7 @@ public final class Pipeline: @unchecked Sendable {
                 gapCount.add(1, ordering: .relaxed)
             }
             let chunk = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(block)[..<n])
-            history.append(chunk)
+            recorder?.history.append(chunk)
             total += n
             samplesRead.store(total - lost, ordering: .relaxed)
             let streamNow = Double(total) / Double(p.sampleRate)
@@ -168,6 +180,7 @@ public final class Pipeline: @unchecked Sendable {
         while var item = windows.pop() {
             item.gapBefore = item.lostBefore - lostAtLastDecision
             lostAtLastDecision = item.lostBefore
+            let recognizer = current.withLock { $0.recognizer }
             let decision = item.values.withUnsafeBufferPointer { recognizer.decide($0) }
             windowsDecided.add(1, ordering: .relaxed)
             onDecision(item, decision)

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Equivd: ParsableCommand {
+struct Equivd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "equivd",
         abstract: "Pitch-robust machine-sound classification for production lines.",

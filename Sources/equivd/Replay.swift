@@ -46,7 +46,7 @@ struct Replay: ParsableCommand {
         model.mode = mode
         model.canonicalizerMinP = canonicalizerMinP
         model.classifierMinP = classifierMinP
-        let recognizer = try Recognition(configuration: model, frontEnd: frontEnd.parameters).recognizer
+        let recognition = try Recognition(configuration: model, frontEnd: frontEnd.parameters)
         let files = try ReplayInput.expand(inputs)
         let tally = ReplayTally()
         let progress = Progress(total: files.count, enabled: !json && isatty(STDERR_FILENO) == 1)
@@ -61,8 +61,9 @@ struct Replay: ParsableCommand {
             let json = self.json
             // The service's pipeline, waiting instead of dropping: a file can be read at any pace.
             let pipeline = Pipeline(
-                source: source, sourceName: path, frontEnd: frontEnd, recognizer: recognizer, windowQueue: 8,
-                dropWhenFull: false, historySeconds: 0,
+                source: source, sourceName: path, frontEnd: frontEnd, recognition: recognition, windowQueue: 8,
+                dropWhenFull: false)
+            pipeline.start(
                 onDecision: { window, decision in
                     let event = PredictionEvent(
                         window: window, decision: decision, source: path, sampleRate: rate)
@@ -78,7 +79,6 @@ struct Replay: ParsableCommand {
                                      event.shiftSemitones, event.fallback.rawValue))
                     }
                 })
-            pipeline.start()
             pipeline.wait()
             if let error = pipeline.error { throw ValidationError(error) }
             progress.update(done: index + 1)

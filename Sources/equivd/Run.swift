@@ -3,7 +3,7 @@ import EquivService
 import Foundation
 
 /// `equivd run`: the service.
-struct Run: ParsableCommand {
+struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Listen, classify and publish events on the Unix socket until SIGTERM.",
         discussion: """
@@ -36,12 +36,12 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Override spool.directory.")
     var spool: String?
 
-    func run() throws {
+    func run() async throws {
         let overrides = self
-        let daemon = try Daemon(loadConfiguration: { () throws(ConfigurationError) -> ServiceConfiguration in
+        let drained = try await Daemon.run(loadConfiguration: { () throws(ConfigurationError) -> ServiceConfiguration in
             try overrides.configuration()
         })
-        guard try daemon.run() else {
+        guard drained else {
             fflush(nil)
             _exit(0)  // inference is stuck in a model call: skip the exit-time destructors under it
         }

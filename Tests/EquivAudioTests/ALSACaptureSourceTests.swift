@@ -1,5 +1,6 @@
 import EquivAudio
 import Foundation
+import TestSupport
 import Testing
 
 /// Real alsa-lib capture without a sound card: the `file` PCM plugin over a `null` slave replays a
@@ -11,7 +12,7 @@ struct FilePluginDevice {
     let name = "equivd_test_capture"
 
     init(raw: [UInt8]) throws {
-        folder = try TemporaryFolder()
+        folder = TemporaryFolder()
         let infile = folder.file("capture.raw")
         FileManager.default.createFile(atPath: infile, contents: Data(raw))
         configFile = folder.file("asound.conf")

@@ -1,6 +1,6 @@
 import EquivAudio
 import Foundation
-import FuzzSupport
+import TestSupport
 import Testing
 
 /// Seeded mutation fuzzing of the file reader (libsndfile behind AudioFileSource): every mutated

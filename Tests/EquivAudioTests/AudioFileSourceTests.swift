@@ -1,18 +1,8 @@
 import CSndFile
 import EquivAudio
 import Foundation
+import TestSupport
 import Testing
-
-/// A scratch folder per test, removed afterwards.
-final class TemporaryFolder {
-    let path: String
-    init() throws {
-        path = NSTemporaryDirectory() + "equivd-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { path + "/" + name }
-}
 
 /// Writes interleaved `samples` with libsndfile in the given container and encoding.
 func writeAudio(_ path: String, _ samples: [Float], rate: Int, channels: Int, format: Int) throws {
@@ -58,7 +48,7 @@ func wavBytes(formatTag: UInt16, bits: UInt16, blockAlign: UInt16, data: [UInt8]
           arguments: [("wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16), ("flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16),
                       ("ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS)])
     func decodesResamplesAndDownmixes(container: String, format: Int) throws {
-        let folder = try TemporaryFolder()
+        let folder = TemporaryFolder()
         let path = folder.file("tone.\(container)")
         let rate = 44_100, seconds = 2.0, frequency = 1000.0
         // Left and right differ; their mean is a 0.4-amplitude sine.
@@ -88,7 +78,7 @@ func wavBytes(formatTag: UInt16, bits: UInt16, blockAlign: UInt16, data: [UInt8]
 
     @Test("16 kHz mono PCM passes through sample-exact, whatever the read size")
     func passThrough() throws {
-        let folder = try TemporaryFolder()
+        let folder = TemporaryFolder()
         let path = folder.file("ramp.wav")
         let samples = (0..<50_000).map { Float(($0 % 2000) - 1000) / 1024 }
         try writeAudio(path, samples, rate: 16_000, channels: 1, format: SF_FORMAT_WAV | SF_FORMAT_FLOAT)
@@ -100,7 +90,7 @@ func wavBytes(formatTag: UInt16, bits: UInt16, blockAlign: UInt16, data: [UInt8]
 
     @Test("NaN and ±Inf samples are zeroed and counted")
     func nonFinite() throws {
-        let folder = try TemporaryFolder()
+        let folder = TemporaryFolder()
         let path = folder.file("nan.wav")
         var samples = [Float](repeating: 0.25, count: 1000)
         samples[10] = .nan
@@ -137,7 +127,7 @@ func wavBytes(formatTag: UInt16, bits: UInt16, blockAlign: UInt16, data: [UInt8]
 
     @Test("broken files give a typed error naming the file and the reason", arguments: brokenFiles)
     func brokenFile(_ broken: BrokenFile) throws {
-        let folder = try TemporaryFolder()
+        let folder = TemporaryFolder()
         let path = folder.file(broken.name)
         if let bytes = broken.bytes { FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
         do throws(AudioFileError) {
@@ -152,7 +142,7 @@ func wavBytes(formatTag: UInt16, bits: UInt16, blockAlign: UInt16, data: [UInt8]
 
     @Test("a FLAC cut short fails while reading, naming the file and how far it got")
     func truncatedFLAC() throws {
-        let folder = try TemporaryFolder()
+        let folder = TemporaryFolder()
         let whole = folder.file("whole.flac")
         let noise = (0..<32_000).map { _ in Float.random(in: -0.5...0.5) }
         try writeAudio(whole, noise, rate: 16_000, channels: 1, format: SF_FORMAT_FLAC | SF_FORMAT_PCM_16)

@@ -1,5 +1,6 @@
 import EquivAudio
 import Foundation
+import TestSupport
 import Testing
 
 @testable import EquivService

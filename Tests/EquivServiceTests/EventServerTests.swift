@@ -1,5 +1,6 @@
 import EquivProtocol
 import Foundation
+import TestSupport
 import Testing
 
 @testable import EquivService
@@ -8,18 +9,14 @@ import Testing
 @Suite struct EventServerTests {
     let folder = TemporaryFolder()
 
-    func makeServer(bufferEvents: Int = 16, dropLimit: Int = 100_000, status: @escaping @Sendable ([StatusEvent.Client], Int) -> String = { _, _ in "" })
-        throws -> EventServer
-    {
-        let server = EventServer(
-            settings: .init(
-                path: folder.file("s.sock"), mode: 0o660, group: nil, maxRequestBytes: 4096,
-                clientBufferEvents: bufferEvents, dropLimit: dropLimit, sendBufferBytes: 4096, statusInterval: 3600),
-            callbacks: .init(
-                hello: { EventProtocol.line(ErrorEvent(code: "hello", message: "")) },
-                status: status,
-                reload: { reply in reply(EventProtocol.line(ReloadEvent(ok: true, message: "done"))) }))
-        try server.start()
+    func makeServer(bufferEvents: Int = 16, dropLimit: Int = 100_000) throws -> EventServer {
+        let server = EventServer(settings: .init(
+            path: folder.file("s.sock"), mode: 0o660, group: nil, maxRequestBytes: 4096,
+            clientBufferEvents: bufferEvents, dropLimit: dropLimit, sendBufferBytes: 4096, statusInterval: 3600))
+        try server.start(callbacks: .init(
+            hello: { EventProtocol.line(ErrorEvent(code: "hello", message: "")) },
+            status: { StatusEvent() },
+            reload: { reply in reply(EventProtocol.line(ReloadEvent(ok: true, message: "done"))) }))
         return server
     }
 
@@ -153,14 +150,3 @@ final class Received: @unchecked Sendable {
 
 /// The sequence number at the start of a test event's message.
 func number(_ e: ErrorEvent) -> Int { Int(e.message.prefix { $0 != " " })! }
-
-/// A fresh folder under /tmp, removed when the value goes away.
-final class TemporaryFolder: @unchecked Sendable {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "equivd-test-" + UUID().uuidString.prefix(8)
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-}

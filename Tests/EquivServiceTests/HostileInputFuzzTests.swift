@@ -1,7 +1,7 @@
 import EquivCore
 import EquivProtocol
 import Foundation
-import FuzzSupport
+import TestSupport
 import Testing
 
 @testable import EquivService

@@ -1,5 +1,4 @@
 import EquivAudio
-import EquivCore
 import EquivDSP
 import Foundation
 import Synchronization
@@ -47,12 +46,15 @@ import Testing
         let rate = 16_000
         let source = RingSource(seconds: 4)
         let decided = Mutex<[AnalysedWindow]>([])
+        var configuration = ServiceConfiguration()
+        configuration.model.bundle = Self.models
+        configuration.pipeline.windowQueue = 16
+        let recorder = try ClipRecorder(configuration: configuration, frontEnd: FrontEndParameters())
         let pipeline = Pipeline(
             source: source, sourceName: "ring", frontEnd: try FrontEnd(),
-            recognizer: try Recognizer(bundle: try ModelBundle(directory: Self.models, frontEnd: FrontEndParameters())),
-            windowQueue: 16, dropWhenFull: false, historySeconds: 10,
-            onDecision: { window, _ in decided.withLock { $0.append(window) } })
-        pipeline.start()
+            recognition: try Recognition(configuration: configuration.model, frontEnd: FrontEndParameters()),
+            recorder: recorder, windowQueue: 16, dropWhenFull: false)
+        pipeline.start(onDecision: { window, _ in decided.withLock { $0.append(window) } })
 
         // 2.5 s read in full, then 6 s written at once into the 4-s ring: its first 2 s are lost.
         let before = Self.audio(40_000, seed: 1)
@@ -91,6 +93,6 @@ import Testing
         }
         // The clip audio of the first window after the gap starts after the gap.
         let first = got[expectedBefore.count]
-        #expect(pipeline.history.copy(first.samples) == Array(burst[lost..<(lost + p.windowSpanSamples)]))
+        #expect(recorder.history.copy(first.samples) == Array(burst[lost..<(lost + p.windowSpanSamples)]))
     }
 }

@@ -1,0 +1,104 @@
+import EquivDSP
+import Foundation
+import Synchronization
+
+/// The clips of abstained windows: the one owner of the audio history they are cut from and of
+/// the spool they go to. The pipeline's DSP stage feeds it every block (and every gap); the
+/// inference stage asks it for a window's clip. A reload may point it at another spool.
+public final class ClipRecorder: Sendable {
+    let history: AudioHistory
+    private let sampleRate: Int
+    private let spool: Mutex<(spool: ClipSpool?, contextSeconds: Double)>
+
+    /// Keeps enough audio for `configuration`'s context, a window's span, and every window the
+    /// inference queue may hold, so a clip is still there when inference falls behind as far as
+    /// it can.
+    init(configuration c: ServiceConfiguration, frontEnd p: FrontEndParameters) throws(ConfigurationError) {
+        sampleRate = p.sampleRate
+        let span = Double(p.windowSpanSamples) / Double(p.sampleRate)
+        let queued = Double(c.pipeline.windowQueue + 1) * Double(p.windowStepFrames * p.hopLength) / Double(p.sampleRate)
+        history = AudioHistory(capacity: Int((c.spool.contextSeconds + span + queued + 1) * Double(p.sampleRate)))
+        spool = Mutex((try Self.spool(c.spool), c.spool.contextSeconds))
+    }
+
+    /// Uses `configuration`'s spool from the next clip on.
+    func replace(with configuration: ServiceConfiguration.Spool) throws(ConfigurationError) {
+        let fresh = try Self.spool(configuration)
+        spool.withLock { $0 = (fresh, configuration.contextSeconds) }
+    }
+
+    /// Clips written by the current spool.
+    var clips: Int { spool.withLock { $0.spool?.written ?? 0 } }
+
+    /// Writes `window` with the configured context before it (never reaching back past a gap)
+    /// and returns the clip's path; nil when spooling is off.
+    func clip(for window: AnalysedWindow) throws(ClipError) -> String? {
+        let (spool, context) = spool.withLock { ($0.spool, $0.contextSeconds) }
+        guard let spool else { return nil }
+        let start = max(window.unbrokenSince, window.samples.lowerBound - Int(context * Double(sampleRate)))
+        guard let samples = history.copy(start..<window.samples.upperBound) else {
+            throw ClipError(message: "window \(window.seq): its audio is no longer kept")
+        }
+        do {
+            return try spool.write(samples, sampleRate: sampleRate, seq: window.seq, wallTime: window.wallStart)
+        } catch {
+            throw ClipError(message: "\(error)")
+        }
+    }
+
+    private static func spool(_ c: ServiceConfiguration.Spool) throws(ConfigurationError) -> ClipSpool? {
+        c.directory.isEmpty ? nil : try ClipSpool(directory: c.directory, quotaBytes: c.quotaBytes)
+    }
+}
+
+/// Why a clip was not written (published as a `clip_failed` error).
+struct ClipError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// The last few seconds of the analysed stream, so that a window the recognizer abstained on can
+/// be written out with some context before it. The DSP stage writes, the inference stage reads;
+/// a span already overwritten is simply gone.
+final class AudioHistory: @unchecked Sendable {
+    private let lock = NSLock()
+    private var samples: [Float]
+    /// Samples written since the stream began; sample i sits at index i % capacity.
+    private var total = 0
+
+    init(capacity: Int) {
+        samples = Array(repeating: 0, count: max(1, capacity))
+    }
+
+    func append(_ block: UnsafeBufferPointer<Float>) {
+        lock.withLock {
+            let capacity = samples.count
+            total += max(0, block.count - capacity)
+            for x in block.suffix(capacity) {
+                samples[total % capacity] = x
+                total += 1
+            }
+        }
+    }
+
+    /// Moves the stream on by `count` samples that never arrived (a capture gap); what was kept
+    /// before them stays readable by its old indices.
+    func skip(_ count: Int) {
+        lock.withLock {
+            let capacity = samples.count
+            for _ in 0..<min(count, capacity) {
+                samples[total % capacity] = 0
+                total += 1
+            }
+            total += max(0, count - capacity)
+        }
+    }
+
+    /// Stream samples `range` (indices since the stream began), or nil if any is no longer kept.
+    func copy(_ range: Range<Int>) -> [Float]? {
+        lock.withLock {
+            guard range.lowerBound >= max(0, total - samples.count), range.upperBound <= total else { return nil }
+            return range.map { samples[$0 % samples.count] }
+        }
+    }
+}
