@@ -5,11 +5,16 @@ import Foundation
 
 /// What the service publishes about one window.
 public struct Decision: Sendable, Equatable {
+    public struct RankedClass: Sendable, Equatable {
+        public let label: String
+        public let probability: Float
+    }
+
     /// The winning class, or nil when idle or abstaining.
     public let label: String?
     public let probability: Float
     /// Classes with their probabilities, most probable first.
-    public let top: [(label: String, probability: Float)]
+    public let top: [RankedClass]
     /// The shift the canonicalizer removed, in bins and in semitones (positive: the machine
     /// sounded higher than nominal).
     public let shiftBins: Int
@@ -20,11 +25,6 @@ public struct Decision: Sendable, Equatable {
     public let canonEntropy: Float
     public let fallback: Fallback
     public let classifierCalls: Int
-
-    public static func == (a: Decision, b: Decision) -> Bool {
-        a.label == b.label && a.probability == b.probability && a.shiftBins == b.shiftBins && a.fallback == b.fallback
-            && a.classifierCalls == b.classifierCalls
-    }
 }
 
 /// Canonicalize → classify → decide (docs/architecture.md §2) for one window at a time, on sessions planned
@@ -64,6 +64,7 @@ public final class Recognizer {
     /// is faster here than one batched call (batch 3: 1.94 ms against 3 × 0.59; batch 49: 35 ms
     /// against 49 × 0.59).
     private let classifier: InferenceSession
+    private let shiftProbabilities: UnsafeMutableBufferPointer<Float>
     private let probabilities: UnsafeMutableBufferPointer<Float>
     private let averaged: UnsafeMutableBufferPointer<Float>
 
@@ -82,20 +83,30 @@ public final class Recognizer {
         // The sessions run one after another, so they share one scratch buffer.
         var options = InferenceSession.Options()
         options.workspace = InferenceSession.Workspace()
-        func plan(_ model: ONNXModel) throws(BundleError) -> InferenceSession {
+        /// Plans `model` for one window and checks that it gives `outputs` values for it.
+        func plan(_ model: ONNXModel, _ role: String, outputs: Int) throws(BundleError) -> InferenceSession {
+            let session: InferenceSession
             do {
-                return try InferenceSession(model: model, inputShapes: [model.inputNames[0]: [1, 1, bins, frames]], options: options)
+                session = try InferenceSession(model: model, inputShapes: [model.inputNames[0]: [1, 1, bins, frames]], options: options)
             } catch {
                 throw BundleError(path: model.source, field: nil, reason: "\(error)")
             }
+            guard session.outputs.count == 1, session.outputs[0].shape == [1, outputs] else {
+                throw BundleError(
+                    path: (bundle.directory as NSString).appendingPathComponent("bundle.json"), field: "models.\(role)",
+                    reason: "outputs \(session.outputs.map(\.shape)) for one window, expected \([1, outputs])")
+            }
+            return session
         }
-        canonicalizer = try plan(bundle.canonicalizer)
-        classifier = try plan(bundle.classifier)
+        canonicalizer = try plan(bundle.canonicalizer, "canonicalizer", outputs: 2 * range + 1)
+        classifier = try plan(bundle.classifier, "classifier", outputs: classes.count)
+        shiftProbabilities = .allocate(capacity: 2 * range + 1)
         probabilities = .allocate(capacity: classes.count)
         averaged = .allocate(capacity: classes.count)
     }
 
     deinit {
+        shiftProbabilities.deallocate()
         probabilities.deallocate()
         averaged.deallocate()
     }
@@ -119,7 +130,9 @@ public final class Recognizer {
         case .canon, .topk:
             _ = canonicalizer.inputs[0].buffer.update(fromContentsOf: window)
             canonicalizer.run()
-            let (p, order) = softmaxOrder(canonicalizer.outputs[0].buffer)
+            let p = shiftProbabilities
+            softmax(UnsafeBufferPointer(canonicalizer.outputs[0].buffer), into: p)
+            let order = p.indices.sorted { p[$0] > p[$1] }
             let best = order[0]
             let canon = (p[best], p[best] - p[order[1]], -p.reduce(0) { $1 > 0 ? $0 + $1 * log($1) : $0 })
             let shift = best - range
@@ -149,7 +162,7 @@ public final class Recognizer {
     private func runClassifier(on window: UnsafeBufferPointer<Float>, shift: Int) {
         translate(window, by: shift, into: classifier.inputs[0].buffer)
         classifier.run()
-        softmax(classifier.outputs[0].buffer.baseAddress!, into: probabilities.baseAddress!)
+        softmax(UnsafeBufferPointer(classifier.outputs[0].buffer), into: probabilities)
     }
 
     /// probabilities = Σ weights[i] · softmax(classifier(T_{−shifts[i]} X)).
@@ -162,30 +175,15 @@ public final class Recognizer {
         _ = probabilities.update(fromContentsOf: averaged)
     }
 
-    private func softmax(_ logits: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    private func softmax(_ logits: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
         var peak = -Float.infinity
-        for c in 0..<classes.count { peak = max(peak, logits[c]) }
+        for v in logits { peak = max(peak, v) }
         var total: Float = 0
-        for c in 0..<classes.count {
-            out[c] = exp(logits[c] - peak)
-            total += out[c]
+        for i in logits.indices {
+            out[i] = exp(logits[i] - peak)
+            total += out[i]
         }
-        for c in 0..<classes.count { out[c] /= total }
-    }
-
-    private func softmaxOrder(_ logits: UnsafeMutableBufferPointer<Float>) -> (p: [Float], order: [Int]) {
-        var p = [Float](repeating: 0, count: logits.count)
-        p.withUnsafeMutableBufferPointer { out in
-            var peak = -Float.infinity
-            for v in logits { peak = max(peak, v) }
-            var total: Float = 0
-            for i in logits.indices {
-                out[i] = exp(logits[i] - peak)
-                total += out[i]
-            }
-            for i in out.indices { out[i] /= total }
-        }
-        return (p, p.indices.sorted { p[$0] > p[$1] })
+        for i in out.indices { out[i] /= total }
     }
 
     private func maxProbability() -> Float { probabilities.max() ?? 0 }
@@ -201,7 +199,7 @@ public final class Recognizer {
         classify: Bool
     ) -> Decision {
         let top = classify
-            ? probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.map { (classes[$0], probabilities[$0]) }
+            ? probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.map { Decision.RankedClass(label: classes[$0], probability: probabilities[$0]) }
             : []
         return Decision(
             label: label, probability: probability, top: top, shiftBins: shift,

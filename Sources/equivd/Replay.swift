@@ -203,12 +203,11 @@ enum ReplayInput {
                     throw ValidationError("\(input): cannot read")
                 }
                 let folder = (input as NSString).deletingLastPathComponent
-                for (n, line) in text.split(whereSeparator: \.isNewline).enumerated().dropFirst() {
-                    let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-                    guard let path = fields.first, !path.isEmpty else {
-                        throw ValidationError("\(input):\(n + 1): no path")
+                for row in try csvRecords(text, file: input).dropFirst() {
+                    guard let path = row.fields.first, !path.isEmpty else {
+                        throw ValidationError("\(input):\(row.line): no path")
                     }
-                    let label = fields.count > 1 && !fields[1].isEmpty ? fields[1] : nil
+                    let label = row.fields.count > 1 && !row.fields[1].isEmpty ? row.fields[1] : nil
                     // Paths are relative to the CSV's folder unless absolute.
                     result.append((path.hasPrefix("/") ? path : (folder as NSString).appendingPathComponent(path), label))
                 }
@@ -218,4 +217,55 @@ enum ReplayInput {
         }
         return result
     }
+}
+
+/// The records of a CSV file as RFC 4180 writes them: fields separated by commas, a field in
+/// double quotes may hold commas, line breaks and `""` for a quote. Blank lines are skipped;
+/// `line` is where a record starts, for error messages.
+func csvRecords(_ text: String, file: String) throws -> [(line: Int, fields: [String])] {
+    var rows: [(line: Int, fields: [String])] = []
+    var fields: [String] = []
+    var field = ""
+    var quoted = false, afterQuote = false, empty = true
+    var line = 1, start = 1
+    var chars = text.makeIterator()
+    func endRecord() {
+        if !empty { rows.append((start, fields + [field])) }
+        (fields, field, empty, afterQuote) = ([], "", true, false)
+    }
+    while let c = chars.next() {
+        if quoted {
+            if c == "\"" {
+                quoted = false
+                afterQuote = true
+            } else {
+                if c == "\n" || c == "\r\n" { line += 1 }
+                field.append(c)
+            }
+            continue
+        }
+        switch c {
+        case "\"" where afterQuote:  // "" inside a quoted field
+            field.append(c)
+            quoted = true
+            afterQuote = false
+        case "\"" where field.isEmpty:
+            quoted = true
+            empty = false
+        case ",":
+            fields.append(field)
+            (field, afterQuote, empty) = ("", false, false)
+        case "\n", "\r\n", "\r":
+            endRecord()
+            line += 1
+            start = line
+        default:
+            guard !afterQuote else { throw ValidationError("\(file):\(line): text after a closing quote") }
+            field.append(c)
+            empty = false
+        }
+    }
+    guard !quoted else { throw ValidationError("\(file):\(start): a quoted field is never closed") }
+    endRecord()
+    return rows
 }

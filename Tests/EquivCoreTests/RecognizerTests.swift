@@ -87,11 +87,11 @@ import Testing
         var mean: [String: Float] = [:]
         for k in -24...24 {
             let d = Self.translated(w, by: -k).withUnsafeBufferPointer { vanilla.decide($0) }
-            for (label, p) in d.top { mean[label, default: 0] += p / 49 }
+            for c in d.top { mean[c.label, default: 0] += c.probability / 49 }
         }
         let averaged = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .groupavg))!.decide($0) }
         #expect(averaged.top.count == mean.count)
-        for (label, p) in averaged.top { #expect(abs(p - mean[label, default: -1]) < 1e-5, "\(label)") }
+        for c in averaged.top { #expect(abs(c.probability - mean[c.label, default: -1]) < 1e-5, "\(c.label)") }
     }
 
     @Test("a top-1 fallback classifies the window the canonicalizer's shift moves back")
@@ -103,8 +103,8 @@ import Testing
         let always = Recognizer.Thresholds(canonicalizerMinP: 1.1, topK: 1, classifierMinP: 0)
         let fallback = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .topk, thresholds: always))!.decide($0) }
         #expect(fallback.fallback == .topk && fallback.classifierCalls == 1)
-        for ((label, p), (canonLabel, canonP)) in zip(fallback.top, canon.top) {
-            #expect(label == canonLabel && abs(p - canonP) < 1e-6)
+        for (f, c) in zip(fallback.top, canon.top) {
+            #expect(f.label == c.label && abs(f.probability - c.probability) < 1e-6)
         }
     }
 
