@@ -122,10 +122,10 @@ def bundle_tables(data_root, bundle, noprior_bundle=None):
     """For a bundle folder (its classifier, canonicalizer and top-K threshold) and, if given, a
     no-prior bundle (row (b)), on the test sets loaded once: the results table and the
     shift-reading table, as markdown."""
-    from . import data
+    from . import datasets
 
     torch.set_num_threads(1)
-    sets = {name: data.load(data_root, split) for name, split in SETS.items()}
+    sets = {name: datasets.load(data_root, split) for name, split in SETS.items()}
     bundle = pathlib.Path(bundle)
     classify = onnx_function(bundle / "classifier.onnx", softmax=True, threads=1)
     shift_logits = {"prior": onnx_function(bundle / "canonicalizer.onnx", softmax=False, threads=1)}
@@ -165,16 +165,3 @@ def shift_markdown(sets, shift_logits):
               "was made with. A no-prior canonicalizer settles on a shift that depends on the class, not on "
               "the speed, so it reads none (docs/architecture.md §7)."]
     return "\n".join(lines)
-
-
-def write_section(path, marker, text):
-    """Puts `text` between `<!-- marker -->` and `<!-- /marker -->` in the file at `path`
-    (appended with the markers if they are not there), leaving the rest of the file as it is."""
-    path = pathlib.Path(path)
-    begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
-    old = path.read_text() if path.exists() else ""
-    if begin in old and end in old:
-        new = old[:old.index(begin) + len(begin)] + "\n" + text + "\n" + old[old.index(end):]
-    else:
-        new = old + f"\n{begin}\n{text}\n{end}\n"
-    path.write_text(new)

@@ -12,7 +12,7 @@ import pathlib
 import re
 import subprocess
 
-from .evaluate import write_section
+from .report import write_section
 
 SETS = {"nominal": "test", "speed shift": "speed", "resample shift": "resample"}
 ROWS = [("(a) frozen classifier alone", "vanilla", []),

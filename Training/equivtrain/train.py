@@ -1,13 +1,19 @@
 """Training: the classifier on nominal data (then frozen), and the canonicalizer with the
-canonicalization prior (no labels) or, for comparison, with the task loss alone."""
+canonicalization prior (no labels) or, for comparison, with the task loss alone; and the recipes
+that make the default bundle from the seed (`train_models`, `train_canonicalizers`)."""
 
+import hashlib
+import json
+import pathlib
+import shutil
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
-from .models import SHIFT_RANGE, Canonicalizer, Classifier, translate
+from . import bundle, datasets, report, synth
+from .models import SHIFT_RANGE, Canonicalizer, Classifier, classifier_from_onnx, translate
 
 
 def _batches(n, size, rng):
@@ -115,3 +121,56 @@ def task_loss(scores, x, labels, classifier, top=3):
             out = torch.softmax(classifier(translate(x, -k)), dim=1)
         probs = probs + weights[:, i:i + 1] * out
     return nn.functional.nll_loss(torch.log(probs + 1e-8), labels)
+
+
+def train_models(data_root, out, table, seed=1, epochs=14, canon_epochs=20, noprior_epochs=6,
+                 noprior_out="data/noprior-bundle"):
+    """Everything from the seed: datasets, the frozen classifier (exported to `out`), then
+    `train_canonicalizers` for it."""
+    torch.set_num_threads(2)
+    splits = {name: datasets.load(data_root, name) for name in ("train", "val")}
+    classifier = train_classifier(splits["train"], splits["val"], synth.CLASSES, epochs=epochs, seed=seed)
+    pathlib.Path(out).mkdir(parents=True, exist_ok=True)
+    bundle.export(classifier, pathlib.Path(out) / "classifier.onnx", "logits")
+    torch.save(classifier.state_dict(), pathlib.Path(data_root) / "classifier.pt")
+    provenance = {"generator": "equivtrain.synth", "seed": seed, "classifier_epochs": epochs,
+                  "train_windows": int(len(splits["train"]["X"]))}
+    train_canonicalizers(data_root, out, table, seed, canon_epochs, noprior_epochs, noprior_out, provenance)
+
+
+def train_canonicalizers(data_root, out, table, seed=1, canon_epochs=20, noprior_epochs=6,
+                         noprior_out="data/noprior-bundle", provenance=None):
+    """For the frozen classifier in `out`/classifier.onnx: the canonicalizer with the prior (no
+    labels), calibration and bundle.json; the no-prior canonicalizer (task loss through the
+    classifier) as row (b)'s bundle; then the results table. `provenance` defaults to the
+    classifier's, from the bundle.json already there."""
+    torch.set_num_threads(2)
+    out = pathlib.Path(out)
+    classifier_onnx = out / "classifier.onnx"
+    if provenance is None:
+        provenance = json.loads((out / "bundle.json").read_text())["provenance"]
+    splits = {name: datasets.load(data_root, name) for name in ("train", "val")}
+    prior = train_canonicalizer(splits["train"], splits["val"], prior=True, epochs=canon_epochs, seed=seed)
+    thresholds = bundle.calibrate(bundle.onnx_function(classifier_onnx, softmax=True), bundle.torch_function(prior, softmax=False),
+                                  splits["val"]["X"], np.random.default_rng(seed))
+    provenance.update(canonicalizer_epochs=canon_epochs, noprior_epochs=noprior_epochs)
+    bundle.write(out, classifier_onnx, prior, synth.CLASSES, thresholds, provenance)
+    print(f"{out}: bundle written; thresholds {thresholds}", flush=True)
+    noprior = train_canonicalizer(splits["train"], splits["val"], prior=False, epochs=noprior_epochs, seed=seed,
+                                  classifier=classifier_from_onnx(classifier_onnx, len(synth.CLASSES)))
+    write_noprior_bundle(noprior, out, noprior_out, noprior_epochs, seed)
+    torch.save({"prior": prior.state_dict(), "noprior": noprior.state_dict()}, pathlib.Path(data_root) / "canonicalizers.pt")
+    report.write_table(data_root, out, noprior_out, table)
+
+
+def write_noprior_bundle(canonicalizer, bundle_dir, out, epochs, seed):
+    """Row (b)'s canonicalizer as a bundle of its own: `bundle_dir` with its canonicalizer
+    replaced, so that the table and `equivd replay` evaluate the same file."""
+    out = pathlib.Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(bundle_dir, out)
+    bundle.export(canonicalizer, out / "canonicalizer.onnx", "shift_logits")
+    manifest = json.loads((out / "bundle.json").read_text())
+    manifest["models"]["canonicalizer"]["sha256"] = hashlib.sha256((out / "canonicalizer.onnx").read_bytes()).hexdigest()
+    manifest["provenance"]["canonicalizer"] = f"no prior, task loss, {epochs} epochs, seed {seed}"
+    (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("torch", reason="python3-torch is installed by `make deps-torch`")
 
-from equivtrain import evaluate  # noqa: E402
+from equivtrain import evaluate, report  # noqa: E402
 from equivtrain.models import BINS, SHIFT_RANGE  # noqa: E402
 
 LINES = {0: 40, 1: 120}   # class → bin of its line at nominal speed
@@ -126,7 +126,7 @@ def test_markdown_has_a_line_per_row_and_the_paired_columns():
 def test_write_section_replaces_only_its_marked_part(tmp_path):
     doc = tmp_path / "results.md"
     doc.write_text("intro\n<!-- table -->\nold\n<!-- /table -->\noutro\n")
-    evaluate.write_section(doc, "table", "new")
+    report.write_section(doc, "table", "new")
     assert doc.read_text() == "intro\n<!-- table -->\nnew\n<!-- /table -->\noutro\n"
-    evaluate.write_section(doc, "other", "x")
+    report.write_section(doc, "other", "x")
     assert doc.read_text().endswith("outro\n\n<!-- other -->\nx\n<!-- /other -->\n")

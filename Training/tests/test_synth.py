@@ -76,23 +76,21 @@ def test_unknown_class_is_refused_by_name():
 
 
 def test_shifted_sets_replay_the_nominal_recordings(tmp_path):
-    """`generate` as data.py calls it for the test sets: the speed set's 0-semitone clip is the
+    """`generate` as datasets.load calls it for the test sets: the speed set's 0-semitone clip is the
     start of the nominal recording, and the resample set resamples the nominal recording itself,
     so a shifted clip differs from its nominal clip by the shift alone."""
-    import argparse
-
     import scipy.io.wavfile
 
-    from equivtrain.__main__ import generate
+    from equivtrain.datasets import generate
 
     def clips(kind, shifts, keep):
         out = tmp_path / f"{kind}{keep}"
-        generate(argparse.Namespace(out=str(out), per_class=1, seconds=2.0, seed=3, shifts=shifts, kind=kind, keep=keep))
+        generate(out, per_class=1, seconds=2.0, seed=3, shifts=shifts, kind=kind, keep=keep)
         return {p.name: scipy.io.wavfile.read(p)[1] for p in out.glob("*.wav")}
 
-    nominal = clips("speed", "0", 0.0)
-    speed = clips("speed", "0,3", 1.0)
-    resample = clips("resample", "0,3", 1.0)
+    nominal = clips("speed", (0,), 0.0)
+    speed = clips("speed", (0, 3), 1.0)
+    resample = clips("resample", (0, 3), 1.0)
     for label in synth.CLASSES:
         recording = nominal[f"{label}-0000-speed+00.wav"]
         assert len(recording) == 2 * synth.RATE
