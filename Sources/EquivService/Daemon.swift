@@ -111,20 +111,3 @@ public enum Daemon {
         return entry.pointee.gr_gid
     }
 }
-
-extension ServiceConfiguration.Source {
-    /// The capture settings these keys describe, delivering at `outputRate`.
-    func alsaCapture(outputRate: Int) -> ALSACaptureConfiguration {
-        var alsa = ALSACaptureConfiguration()
-        alsa.device = device
-        alsa.configFile = alsaConfig.isEmpty ? nil : alsaConfig
-        alsa.sampleRate = sampleRate
-        alsa.outputRate = outputRate
-        alsa.channels = channels
-        if let format = ALSASampleFormat(rawValue: format) { alsa.formats = [format] }
-        alsa.periodFrames = periodFrames
-        alsa.bufferFrames = bufferFrames
-        alsa.ringSeconds = ringSeconds
-        return alsa
-    }
-}
