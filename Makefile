@@ -50,8 +50,9 @@ conv-c-test:
 bench: deps build
 	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd --alloc-check --memory-check
 
-# Batch-1 latency of the bundled models versus onnxruntime. EQUIVD_CONV_ISA=avx2 (or portable)
-# picks a narrower convolution kernel; OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
+# Batch-1 latency of the bundled models and YAMNet versus onnxruntime, both pinned to one core,
+# same inputs, interleaved. EQUIVD_CONV_ISA=avx2 (or portable) picks a narrower convolution
+# kernel; OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
 bench-model: deps build
 	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
 

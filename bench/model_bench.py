@@ -1,48 +1,114 @@
-"""Batch-1 latency of the default bundle's models: equivd's runtime versus onnxruntime (one
-intra-op thread) on the same .onnx files, interleaved in one run.
+"""Batch-1 latency of frozen models: equivd's runtime versus onnxruntime (one intra-op thread) on
+the same .onnx files and the same input, both sides pinned to one core and interleaved round by
+round.
 
     make bench-model     # or: .venv/bin/python bench/model_bench.py --equivd .build/release/equivd
 
-The models are Models/classifier.onnx (the frozen classifier, ~0.86 M parameters) and
-Models/canonicalizer.onnx, both on one 1x1x168x100 spectrogram window. equivd picks its
-convolution kernel for the CPU (EQUIVD_CONV_ISA=avx2 or =portable asks for a narrower one) and
-OpenBLAS its own (OPENBLAS_CORETYPE when set); both names are printed.
+The models: the default bundle's classifier and canonicalizer on one 1x1x168x100 spectrogram
+window, and YAMNet (a pretrained AudioSet tagger nobody here trained: strided and depthwise
+convolutions; scripts/fetch-yamnet.py) on one 1x1x96x64 log-mel patch. Each side gets the same
+input, written once to a raw float32 file.
+
+onnxruntime is timed per call through its Python binding. What the binding itself costs is
+measured on an Identity model of the same input size, in the same run, and subtracted; it is
+printed. equivd is timed inside its own process (`equivd model bench`). The CPU model, its
+vector extensions, equivd's convolution kernel and OpenBLAS's are printed with the figures.
 """
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
+import tempfile
 import time
 
 import numpy as np
+import onnx
+import onnx.helper
 import onnxruntime as ort
 
 HERE = pathlib.Path(__file__).resolve().parent
-MODELS = [HERE.parent / "Models/classifier.onnx", HERE.parent / "Models/canonicalizer.onnx"]
-SHAPE = (1, 1, 168, 100)
+ROOT = HERE.parent
+MODELS = [  # file, input name, shape, value range of realistic inputs
+    (ROOT / "Models/classifier.onnx", "x", (1, 1, 168, 100), (-12, 0)),
+    (ROOT / "Models/canonicalizer.onnx", "x", (1, 1, 168, 100), (-12, 0)),
+    (ROOT / "data/pretrained/yamnet.onnx", "audio", (1, 1, 96, 64), (-7, 2)),
+]
 
 
-def ort_latency(path, runs, warmup):
+def cpu():
+    """The CPU model and which of SSE4.2/AVX2/FMA/AVX-512F it has."""
+    info = pathlib.Path("/proc/cpuinfo").read_text()
+    model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "unknown")
+    flags = set(next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), []))
+    isa = [name for name, flag in (("SSE4.2", "sse4_2"), ("AVX2", "avx2"), ("FMA", "fma"), ("AVX-512F", "avx512f"))
+           if flag in flags]
+    return model, isa
+
+
+def multiply_adds(path, name, shape):
+    """Multiply-adds of one run of the model on `shape`: Conv and Gemm/MatMul, which are nearly all
+    of the work."""
+    model = onnx.load(str(path))
+    for value in model.graph.input:
+        if value.name == name:
+            for d, n in zip(value.type.tensor_type.shape.dim, shape):
+                d.dim_value = n
+    model = onnx.shape_inference.infer_shapes(model)
+    values = list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)
+    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            total += int(np.prod(dims[node.output[0]])) * int(np.prod(weights[node.input[1]][1:]))
+        elif node.op_type in ("Gemm", "MatMul"):
+            b = weights.get(node.input[1]) or dims[node.input[1]]
+            trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+            total += int(np.prod(dims[node.output[0]])) * (b[-1] if trans_b else b[-2])
+    return total
+
+
+def fma_peak(core, work):
+    """G lane-FMAs per second of this core, per vector width (bench/fma_peak.c)."""
+    binary = work / "fma_peak"
+    subprocess.run(["cc", "-O2", "-o", str(binary), str(HERE / "fma_peak.c")], check=True)
+    return json.loads(subprocess.run(["taskset", "-c", str(core), str(binary)], check=True, capture_output=True,
+                                     text=True).stdout)
+
+
+def session(path):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: np.random.default_rng(0).uniform(-12, 0, SHAPE).astype(np.float32)}
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def ort_times(s, feed, runs, warmup):
     for _ in range(warmup):
-        session.run(None, feed)
+        s.run(None, feed)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        session.run(None, feed)
+        s.run(None, feed)
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
 
 
-def equivd_latency(equivd, path, runs, warmup):
-    out = subprocess.run([equivd, "model", "bench", str(path), "--shape", "x=" + ",".join(map(str, SHAPE)),
+def identity_model(path, name, shape):
+    """A model that only copies its input: what the Python binding costs on a call of this size."""
+    value = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(shape))
+    out = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, list(shape))
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", [name], ["y"])], "identity", [value], [out])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)]), str(path))
+
+
+def equivd_bench(equivd, core, path, name, shape, input_file, runs, warmup):
+    out = subprocess.run(["taskset", "-c", str(core), equivd, "model", "bench", str(path),
+                          "--shape", f"{name}=" + ",".join(map(str, shape)), "--input", f"{name}={input_file}",
                           "--runs", str(runs), "--warmup", str(warmup), "--threads", "1"],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
@@ -50,27 +116,52 @@ def equivd_latency(equivd, path, runs, warmup):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--equivd", default=str(HERE.parent / ".build/release/equivd"))
+    ap.add_argument("--equivd", default=str(ROOT / ".build/release/equivd"))
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)), help="the CPU both sides run on")
     args = ap.parse_args()
-    ours = {m: [] for m in MODELS}
-    theirs = {m: [] for m in MODELS}
+    os.sched_setaffinity(0, {args.core})
+    models = [m for m in MODELS if m[0].exists()]
+    work = pathlib.Path(tempfile.mkdtemp())
+    inputs, sessions, identities, feeds = {}, {}, {}, {}
+    for path, name, shape, (low, high) in models:
+        x = np.random.default_rng(0).uniform(low, high, shape).astype(np.float32)
+        inputs[path] = work / f"{path.stem}.f32"
+        x.astype("<f4").tofile(inputs[path])
+        feeds[path] = {name: x}
+        sessions[path] = session(path)
+        identity_model(work / f"{path.stem}-identity.onnx", name, shape)
+        identities[path] = session(work / f"{path.stem}-identity.onnx")
+    ours = {m[0]: [] for m in models}
+    theirs = {m[0]: [] for m in models}
+    overhead = {m[0]: [] for m in models}
+    result = {}
     for r in range(args.rounds):
-        for m in MODELS:
-            result = equivd_latency(args.equivd, m, args.runs, args.warmup)
-            ours[m].append(result["median_ms"])
-            theirs[m].append(ort_latency(m, args.runs, args.warmup))
-            print(f"round {r + 1} {m.name}: equivd {ours[m][-1]:.3f} ms, onnxruntime {theirs[m][-1]:.3f} ms", flush=True)
-    print(f"\nmedian of {args.rounds} rounds x {args.runs} runs, input {list(SHAPE)}; onnxruntime {ort.__version__} "
-          f"(1 intra-op thread); equivd 1 thread, conv kernel {result['conv_kernel']}, "
-          f"OpenBLAS kernels {result['blas_core']}\n")
-    print("| model | equivd, ms | onnxruntime, ms | ratio |")
-    print("| --- | ---: | ---: | ---: |")
-    for m in MODELS:
-        a, b = statistics.median(ours[m]), statistics.median(theirs[m])
-        print(f"| {m.name} | {a:.3f} | {b:.3f} | **{a / b:.2f}** |")
+        for path, name, shape, _ in models:
+            result = equivd_bench(args.equivd, args.core, path, name, shape, inputs[path], args.runs, args.warmup)
+            ours[path].append(result["median_ms"])
+            binding = ort_times(identities[path], feeds[path], args.runs, args.warmup)
+            overhead[path].append(binding)
+            theirs[path].append(ort_times(sessions[path], feeds[path], args.runs, args.warmup) - binding)
+            print(f"round {r + 1} {path.name}: equivd {ours[path][-1]:.3f} ms, onnxruntime {theirs[path][-1]:.3f} ms "
+                  f"(+{binding * 1e3:.0f} us binding)", flush=True)
+    model, isa = cpu()
+    kernel = result.get("conv_kernel")
+    peak = fma_peak(args.core, work).get(kernel)
+    print(f"\n{model} ({', '.join(isa)}), core {args.core}; median of {args.rounds} rounds x {args.runs} runs; "
+          f"onnxruntime {ort.__version__} (1 intra-op thread, binding cost subtracted); equivd 1 thread, "
+          f"conv kernel {kernel}, OpenBLAS kernels {result.get('blas_core')}; "
+          f"measured FMA peak of that width: {peak} G FMA/s (bench/fma_peak.c)\n")
+    print("| model | input | M multiply-adds | equivd, ms | onnxruntime, ms | ratio | equivd, % of peak | onnxruntime, % of peak | binding, us |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for path, name, shape, _ in models:
+        a, b = statistics.median(ours[path]), statistics.median(theirs[path])
+        macs = multiply_adds(path, name, shape)
+        share = (lambda ms: f"{100 * macs / (ms * 1e-3) / (peak * 1e9):.0f}") if peak else (lambda ms: "")
+        print(f"| {path.name} | {'x'.join(map(str, shape))} | {macs / 1e6:.1f} | {a:.3f} | {b:.3f} | **{a / b:.2f}** | "
+              f"{share(a)} | {share(b)} | {statistics.median(overhead[path]) * 1e3:.0f} |")
 
 
 if __name__ == "__main__":

