@@ -59,6 +59,8 @@ public final class EventServer: @unchecked Sendable {
     /// False once `stop()` has shut the loop down.
     private let accepting = Mutex(true)
     private var serverChannel: Channel?
+    /// Held while serving, so a second daemon on the same socket refuses to start.
+    private var lock: SocketLock?
     // Loop-confined.
     private var clients: [ObjectIdentifier: ClientHandler] = [:]
     private var nextClientID = 1
@@ -77,6 +79,7 @@ public final class EventServer: @unchecked Sendable {
     public func start(callbacks: Callbacks) throws(ServerError) {
         self.callbacks = callbacks
         let path = settings.path
+        let lock = try SocketLock(socketPath: path)
         var st = stat()
         if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFSOCK {
             throw ServerError(path: path, reason: "exists and is not a socket; refusing to remove it")
@@ -88,6 +91,7 @@ public final class EventServer: @unchecked Sendable {
         } catch {
             throw ServerError(path: path, reason: "cannot listen: \(error)")
         }
+        self.lock = lock
         let interval = TimeAmount.nanoseconds(Int64(settings.statusInterval * 1e9))
         statusTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
             broadcastOnLoop(ByteBuffer(string: statusLine()))
@@ -133,6 +137,15 @@ public final class EventServer: @unchecked Sendable {
         guard lstat(settings.path, &st) != 0, errno == ENOENT else { return }
         let folder = (settings.path as NSString).deletingLastPathComponent
         if !folder.isEmpty { mkdir(folder, 0o750) }
+        // If the folder went, the lock file went with it: take a new one before listening again.
+        if access(settings.path + ".lock", F_OK) != 0 {
+            do {
+                lock = try SocketLock(socketPath: settings.path)
+            } catch {
+                FileHandle.standardError.write(Data("equivd: \(error); not listening again\n".utf8))
+                return
+            }
+        }
         // Close the old listener first: NIO unlinks its path on close, which would take the new file.
         let closed = serverChannel?.close() ?? loop.makeSucceededVoidFuture()
         serverChannel = nil
@@ -168,6 +181,7 @@ public final class EventServer: @unchecked Sendable {
         }.flatMap { $0 }
         try? done.wait()
         unlink(settings.path)
+        lock = nil
         accepting.withLock { $0 = false }
         try? group.syncShutdownGracefully()
     }
@@ -357,4 +371,30 @@ struct PeerCredentials: Sendable {
     var pid: pid_t = 0
     var uid: uid_t = 0
     var gid: gid_t = 0
+}
+
+/// One daemon per socket: an exclusive `flock` on `<socket>.lock`, which holds the owner's pid.
+/// The lock goes with the process, however it ends, so a stale file never blocks a restart.
+final class SocketLock {
+    private let fd: Int32
+
+    init(socketPath: String) throws(ServerError) {
+        let path = socketPath + ".lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw ServerError(path: path, reason: "cannot open the lock file: \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            close(fd)
+            throw ServerError(
+                path: socketPath, reason: "another equivd (pid \(holder.isEmpty ? "unknown" : holder)) serves this socket")
+        }
+        let pid = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
+    }
+
+    deinit { close(fd) }
 }

@@ -73,13 +73,19 @@ struct Tail: ParsableCommand {
     @Flag(name: .long, help: "Exit when the connection ends instead of reconnecting.")
     var noReconnect = false
 
-    @Option(name: .long, help: "Exit after this many predictions.")
+    @Option(name: .long, help: "Exit after exactly this many predictions.")
     var count: Int?
 
+    func validate() throws {
+        if let count, count < 0 { throw ValidationError("--count must be 0 or more, got \(count)") }
+    }
+
     func run() throws {
+        if count == 0 { return }
         let colour = !json && isatty(STDOUT_FILENO) == 1
         var shown = 0
         var announcedWait = false
+        var clock = WallClock()
         while true {
             let connection: EventConnection
             do {
@@ -101,7 +107,8 @@ struct Tail: ParsableCommand {
                             note(String(format: "%.2f s of audio lost in capture before this window", event.gapBeforeMs / 1000))
                         }
                         guard passes(event) else { continue }
-                        print(json ? String(line) : format(event, colour: colour))
+                        if !json, let day = clock.newDay(event.wallEnd) { print(day) }
+                        print(json ? String(line) : format(event, colour: colour, clock: clock))
                         fflush(nil)
                         shown += 1
                         if let count, shown >= count { return }
@@ -109,6 +116,11 @@ struct Tail: ParsableCommand {
                         print(line)
                         fflush(nil)
                     } else if type == "hello", let hello = try? EventProtocol.decode(HelloEvent.self, from: line) {
+                        if let unknown = label.first(where: { !hello.classes.contains($0) }) {
+                            FileHandle.standardError.write(Data(
+                                "equivctl: --label \(unknown): the daemon's classes are \(hello.classes.joined(separator: ", "))\n".utf8))
+                            Equivctl.exit(withError: ExitCode(64))  // EX_USAGE
+                        }
                         note("connected to equivd: \(hello.source), mode \(hello.mode.rawValue), models " + hello.models.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                     } else if type == "error", let error = try? EventProtocol.decode(ErrorEvent.self, from: line) {
                         note("error (\(error.code)): \(error.message)")
@@ -126,8 +138,8 @@ struct Tail: ParsableCommand {
         (label.isEmpty || e.label.map(label.contains) == true) && (fallback.isEmpty || fallback.contains(e.fallback))
     }
 
-    private func format(_ e: PredictionEvent, colour: Bool) -> String {
-        let time = Date(timeIntervalSince1970: e.wallEnd).formatted(.dateTime.hour(.twoDigits(amPM: .omitted)).minute().second().secondFraction(.fractional(1)))
+    private func format(_ e: PredictionEvent, colour: Bool, clock: WallClock) -> String {
+        let time = clock.time(e.wallEnd)
         let label = (e.label ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0)
         let text = String(format: "%@  %@ p %.2f  shift %+5.1f st  canon %.2f  %@", time, label, e.p, e.shiftSemitones, e.canonConfidence, e.fallback.rawValue)
         guard colour else { return text }
@@ -214,3 +226,30 @@ private func note(_ text: String) {
 }
 
 extension Fallback: ExpressibleByArgument {}
+
+/// Local wall time as `tail` prints it: 24-hour time of day on each line, and the date on a line
+/// of its own whenever it changes.
+struct WallClock {
+    private let timeFormat: DateFormatter = {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "HH:mm:ss.S"
+        return f
+    }()
+    private let dayFormat: DateFormatter = {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "yyyy-MM-dd"
+        return f
+    }()
+    private var day = ""
+
+    func time(_ unixSeconds: Double) -> String { timeFormat.string(from: Date(timeIntervalSince1970: unixSeconds)) }
+
+    /// The date line to print before an event at `unixSeconds`, when its day differs from the last.
+    mutating func newDay(_ unixSeconds: Double) -> String? {
+        let today = dayFormat.string(from: Date(timeIntervalSince1970: unixSeconds))
+        defer { day = today }
+        return today == day ? nil : "── \(today) ──"
+    }
+}

@@ -12,17 +12,15 @@ struct Model: ParsableCommand {
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Load and plan a model; print its inputs, outputs and operators.")
 
-        @Argument(help: "The .onnx file.") var file: String
-        @Option(name: .long, parsing: .upToNextOption, help: "Input shapes, e.g. --shape x=1,1,168,100.")
-        var shape: [InputShape] = []
+        @OptionGroup var model: ModelFile
 
         func run() throws {
-            let model = try ONNXModel(contentsOf: file)
-            let session = try InferenceSession(model: model, inputShapes: InputShape.dictionary(shape))
-            print("\(file): opset \(model.opset), \(model.parameterCount) parameters")
+            let onnx = try ONNXModel(contentsOf: model.file)
+            let session = try model.plan(onnx)
+            print("\(model.file): opset \(onnx.opset), \(onnx.parameterCount) parameters")
             for p in session.inputs { print("  input  \(p.name) \(p.shape)") }
             for p in session.outputs { print("  output \(p.name) \(p.shape)") }
-            let ops = model.operatorCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }
+            let ops = onnx.operatorCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }
             print("  operators: \(ops.joined(separator: ", "))")
             print("  planned: \(session.kernelCount) kernels, \(session.bufferFloats * 4 / 1024) KiB of buffers")
         }
@@ -33,20 +31,12 @@ struct Model: ParsableCommand {
             abstract: "Run a model once on inputs from raw float32 files; write each output the same way.",
             discussion: "Raw files hold little-endian float32 values in row-major order, nothing else (numpy's tofile/fromfile).")
 
-        @Argument(help: "The .onnx file.") var file: String
-        @Option(name: .long, parsing: .upToNextOption, help: "Input shapes, e.g. --shape x=1,1,168,100.")
-        var shape: [InputShape] = []
-        @Option(name: .long, parsing: .upToNextOption, help: "One raw float32 file per input: --input x=window.f32.")
-        var input: [NamedFile] = []
+        @OptionGroup var model: ModelFile
         @Option(name: .long, help: "Folder for the outputs, one OUTPUT-NAME.f32 each.") var out: String
 
         func run() throws {
-            let session = try InferenceSession(model: try ONNXModel(contentsOf: file), inputShapes: InputShape.dictionary(shape))
-            let files = Dictionary(input.map { ($0.name, $0.path) }, uniquingKeysWith: { $1 })
-            for port in session.inputs {
-                guard let path = files[port.name] else { throw ValidationError("no --input for \(port.name) \(port.shape)") }
-                try read(port, from: path)
-            }
+            let session = try model.plan(try ONNXModel(contentsOf: model.file))
+            try model.fillInputs(session) { port in throw ValidationError("no --input for \(port.name) \(port.shape)") }
             session.run()
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             for port in session.outputs {
@@ -62,11 +52,7 @@ struct Model: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time run() on random inputs; prints one JSON line of latencies in milliseconds.")
 
-        @Argument(help: "The .onnx file.") var file: String
-        @Option(name: .long, parsing: .upToNextOption, help: "Input shapes, e.g. --shape x=1,1,168,100.")
-        var shape: [InputShape] = []
-        @Option(name: .long, parsing: .upToNextOption, help: "Raw float32 input files (--input x=window.f32); random in [-1, 1] otherwise.")
-        var input: [NamedFile] = []
+        @OptionGroup var model: ModelFile
         @Option(name: .long, help: "Timed runs.") var runs = 200
         @Option(name: .long, help: "Untimed runs first.") var warmup = 20
         @Option(name: .long, help: "OpenBLAS threads.") var threads = 1
@@ -75,16 +61,10 @@ struct Model: ParsableCommand {
         func run() throws {
             var options = InferenceSession.Options()
             options.blasThreads = threads
-            let session = try InferenceSession(
-                model: try ONNXModel(contentsOf: file), inputShapes: InputShape.dictionary(shape), options: options)
+            let session = try model.plan(try ONNXModel(contentsOf: model.file), options: options)
             var rng = SystemRandomNumberGenerator()
-            let files = Dictionary(input.map { ($0.name, $0.path) }, uniquingKeysWith: { $1 })
-            for port in session.inputs {
-                if let path = files[port.name] {
-                    try read(port, from: path)
-                } else {
-                    for i in port.buffer.indices { port.buffer[i] = Float.random(in: -1...1, using: &rng) }
-                }
+            try model.fillInputs(session) { port in
+                for i in port.buffer.indices { port.buffer[i] = Float.random(in: -1...1, using: &rng) }
             }
             for _ in 0..<warmup { session.run() }
             var times: [Double] = []
@@ -98,7 +78,7 @@ struct Model: ParsableCommand {
             times.sort()
             let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
             print(String(format: #"{"file":"%@","runs":%d,"median_ms":%.4f,"p90_ms":%.4f,"min_ms":%.4f,"blas_core":"%@","conv_kernel":"%@"}"#,
-                         file, runs, median, p90, times[0], InferenceSession.blasCore, InferenceSession.convolutionKernel))
+                         model.file, runs, median, p90, times[0], InferenceSession.blasCore, InferenceSession.convolutionKernel))
             if profile {
                 let nodes = session.profile(runs: runs)
                 let total = nodes.reduce(0) { $0 + $1.seconds }
@@ -128,13 +108,34 @@ struct InputShape: ExpressibleByArgument {
     }
 }
 
-/// Fills `port` from a raw little-endian float32 file that holds exactly its values.
-func read(_ port: InferenceSession.Port, from path: String) throws {
-    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read") }
-    guard data.count == port.buffer.count * 4 else {
-        throw ValidationError("\(path): \(data.count) bytes, but \(port.name) \(port.shape) takes \(port.buffer.count) float32 values")
+/// The model file and what it runs on, shared by the `model` commands.
+struct ModelFile: ParsableArguments {
+    @Argument(help: "The .onnx file.") var file: String
+    @Option(name: .long, parsing: .upToNextOption, help: "Input shapes, e.g. --shape x=1,1,168,100.")
+    var shape: [InputShape] = []
+    @Option(name: .long, parsing: .upToNextOption, help: "Raw float32 input files, one per input: --input x=window.f32.")
+    var input: [NamedFile] = []
+
+    func plan(_ model: ONNXModel, options: InferenceSession.Options = .init()) throws -> InferenceSession {
+        try InferenceSession(model: model, inputShapes: InputShape.dictionary(shape), options: options)
     }
-    _ = data.withUnsafeBytes { port.buffer.initialize(from: $0.bindMemory(to: Float.self)) }
+
+    /// Fills each input from its `--input` file, which must hold exactly its values; an input
+    /// without one goes to `otherwise`.
+    func fillInputs(_ session: InferenceSession, otherwise: (InferenceSession.Port) throws -> Void) throws {
+        let files = Dictionary(input.map { ($0.name, $0.path) }, uniquingKeysWith: { $1 })
+        for port in session.inputs {
+            guard let path = files[port.name] else {
+                try otherwise(port)
+                continue
+            }
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read") }
+            guard data.count == port.buffer.count * 4 else {
+                throw ValidationError("\(path): \(data.count) bytes, but \(port.name) \(port.shape) takes \(port.buffer.count) float32 values")
+            }
+            _ = data.withUnsafeBytes { port.buffer.initialize(from: $0.bindMemory(to: Float.self)) }
+        }
+    }
 }
 
 /// `name=path` on the command line.

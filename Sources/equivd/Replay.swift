@@ -48,14 +48,32 @@ struct Replay: ParsableCommand {
         model.classifierMinP = classifierMinP
         let recognition = try Recognition(configuration: model, frontEnd: frontEnd.parameters)
         let files = try ReplayInput.expand(inputs)
+        var stderr = StandardError()
+        let classes = Set(recognition.recognizer.manifest.classes)
+        for label in Set(files.compactMap(\.label)).subtracting(classes).sorted() {
+            print("equivd: warning: label \"\(label)\" is not one of the bundle's classes (\(classes.sorted().joined(separator: ", "))): its windows count as wrong", to: &stderr)
+        }
         let tally = ReplayTally()
+        var failed = 0
         let progress = Progress(total: files.count, enabled: !json && isatty(STDERR_FILENO) == 1)
         let started = ContinuousClock.now
         var audioSeconds = 0.0
         let printWindows = !quiet
         if printWindows && !json { print("file                               time      label          p      shift st  fallback") }
         for (index, (path, expected)) in files.enumerated() {
-            let source = try AudioFileSource(path: path, sampleRate: rate)
+            defer { progress.update(done: index + 1) }
+            let source: AudioFileSource
+            do {
+                source = try AudioFileSource(path: path, sampleRate: rate)
+            } catch {
+                print("equivd: \(error)", to: &stderr)
+                failed += 1
+                continue
+            }
+            let span = Double(frontEnd.parameters.windowSpanSamples) / Double(rate)
+            if source.duration < span {
+                print(String(format: "equivd: warning: %@: %.3f s is shorter than one window (%.3f s): no windows", path, source.duration, span), to: &stderr)
+            }
             audioSeconds += source.duration
             frontEnd.reset()
             let json = self.json
@@ -80,14 +98,16 @@ struct Replay: ParsableCommand {
                     }
                 })
             pipeline.wait()
-            if let error = pipeline.error { throw ValidationError(error) }
-            progress.update(done: index + 1)
+            if let error = pipeline.error {
+                print("equivd: \(path): \(error)", to: &stderr)
+                failed += 1
+            }
         }
         progress.finish()
         let elapsed = started.duration(to: .now)
         let seconds = elapsed / .seconds(1)
-        let summary = tally.summary(mode: mode, files: files.count, audioSeconds: audioSeconds, wallSeconds: seconds)
-        var stderr = StandardError()
+        let summary = tally.summary(
+            mode: mode, files: files.count, failedFiles: failed, audioSeconds: audioSeconds, wallSeconds: seconds)
         print(summary.text, to: &stderr)
         if let report {
             let encoder = JSONEncoder()
@@ -99,6 +119,7 @@ struct Replay: ParsableCommand {
                 throw ValidationError("\(report): cannot write the report: \(error.localizedDescription)")
             }
         }
+        if failed > 0 { throw ExitCode(65) }  // EX_DATAERR: some input could not be read
     }
 }
 
@@ -106,6 +127,8 @@ struct Replay: ParsableCommand {
 struct ReplaySummary: Encodable {
     var mode: RecognitionMode
     var files: Int
+    /// Files that could not be read (each named on stderr).
+    var failedFiles: Int
     var windows: Int
     var labelledWindows: Int
     /// Percent of labelled windows whose label is the expected one; nil without labels.
@@ -126,6 +149,7 @@ struct ReplaySummary: Encodable {
             windows, files, mode.rawValue, classifierCallsPerWindow,
             Fallback.allCases.map { String(format: "%@ %.1f%%", $0.rawValue, 100 * (fallbackRates[$0.rawValue] ?? 0)) }.joined(separator: ", "),
             realTimeFactor, msPerWindow)]
+        if failedFiles > 0 { lines.append("\(failedFiles) of \(files) files could not be read (named above)") }
         if let accuracy {
             lines.append(String(format: "accuracy %.1f%% (%d labelled windows)", accuracy, labelledWindows))
             for (label, row) in confusion.sorted(by: { $0.key < $1.key }) {
@@ -169,9 +193,9 @@ private final class ReplayTally: @unchecked Sendable {
     var fallbacks: [Fallback: Int] = [:]
     var confusion: [String: [String: Int]] = [:]
 
-    func summary(mode: RecognitionMode, files: Int, audioSeconds: Double, wallSeconds: Double) -> ReplaySummary {
+    func summary(mode: RecognitionMode, files: Int, failedFiles: Int, audioSeconds: Double, wallSeconds: Double) -> ReplaySummary {
         ReplaySummary(
-            mode: mode, files: files, windows: windows, labelledWindows: labelled,
+            mode: mode, files: files, failedFiles: failedFiles, windows: windows, labelledWindows: labelled,
             accuracy: labelled > 0 ? 100 * Double(correct) / Double(labelled) : nil, confusion: confusion,
             fallbackRates: Dictionary(uniqueKeysWithValues: fallbacks.map { ($0.key.rawValue, Double($0.value) / Double(max(windows, 1))) }),
             classifierCallsPerWindow: Double(calls) / Double(max(windows, 1)), audioSeconds: audioSeconds,

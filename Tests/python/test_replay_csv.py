@@ -28,3 +28,21 @@ def test_an_unclosed_quote_names_the_file_and_line(tmp_path):
     run = subprocess.run([EQUIVD, "replay", str(tmp_path / "labels.csv")], capture_output=True, text=True)
     assert run.returncode != 0
     assert f"{tmp_path / 'labels.csv'}:4: a quoted field is never closed" in run.stderr
+
+
+def test_replay_goes_on_past_bad_files_and_exits_65(tmp_path):
+    (tmp_path / "text.wav").write_text("not audio")
+    short = tmp_path / "short.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(short), "trim", "0", "0.2"], check=True)
+    (tmp_path / "labels.csv").write_text(
+        f'path,label\n{ROOT / "Samples/gear-nominal.wav"},gear\ntext.wav,gear\nshort.wav,gear\n'
+        f'{ROOT / "Samples/bearing-nominal.wav"},bearring\n')
+    run = subprocess.run([EQUIVD, "replay", str(tmp_path / "labels.csv")], capture_output=True, text=True)
+    assert run.returncode == 65, run.stderr
+    assert "Usage:" not in run.stderr
+    assert f"{tmp_path / 'text.wav'}" in run.stderr, "the bad file is named"
+    assert "short.wav: 0.200 s is shorter than one window (1.502 s): no windows" in run.stderr
+    assert 'label "bearring" is not one of the bundle\'s classes' in run.stderr
+    assert "1 of 4 files could not be read" in run.stderr
+    rows = [l for l in run.stdout.splitlines()[1:] if l.strip()]
+    assert {l.split()[0] for l in rows} == {"gear-nominal.wav", "bearing-nominal.wav"}, "the files after the bad one still ran"

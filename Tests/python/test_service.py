@@ -394,6 +394,35 @@ def test_tail_filters_and_reconnects_across_restarts(tmp_path):
     assert "waiting for it" in err and "reconnecting" in err
 
 
+def test_tail_prints_24_hour_time_checks_labels_and_counts_exactly(tmp_path):
+    sock = tmp_path / "s.sock"
+    daemon = looping_daemon(tmp_path, sock, speed=4)
+    try:
+        wait_until(lambda: sock.exists(), 30, "the socket")
+        shown = subprocess.run([EQUIVCTL, "tail", "--count", "3", "--socket", str(sock)], capture_output=True,
+                               text=True, timeout=30)
+        lines = shown.stdout.splitlines()
+        # The date once, then exactly three predictions stamped HH:MM:SS.s in 24-hour local time.
+        assert shown.returncode == 0 and len(lines) == 4, shown.stdout
+        assert re.fullmatch(r"── \d{4}-\d{2}-\d{2} ──", lines[0])
+        now = time.strftime("%H:%M")
+        for line in lines[1:]:
+            assert re.match(r"\d{2}:\d{2}:\d{2}\.\d  ", line), line
+            assert abs(int(line[:2]) * 60 + int(line[3:5]) - (int(now[:2]) * 60 + int(now[3:]))) % 1440 in (0, 1, 1439)
+        none = subprocess.run([EQUIVCTL, "tail", "--count", "0", "--socket", str(sock)], capture_output=True, text=True,
+                              timeout=10)
+        assert none.returncode == 0 and none.stdout == ""
+        unknown = subprocess.run([EQUIVCTL, "tail", "--label", "nosuchlabel", "--socket", str(sock)],
+                                 capture_output=True, text=True, timeout=10)
+        assert unknown.returncode == 64 and "--label nosuchlabel: the daemon's classes are normal, imbalance" in unknown.stderr
+        bogus = subprocess.run([EQUIVCTL, "tail", "--fallback", "bogus", "--socket", str(sock)], capture_output=True,
+                               text=True, timeout=10)
+        assert bogus.returncode == 64 and "bogus" in bogus.stderr
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
 def test_socket_refuses_users_outside_its_group(tmp_path):
     folder = pathlib.Path(tempfile.mkdtemp(prefix="equivd-perm-"))
     folder.chmod(0o755)  # reachable by anyone; the socket itself is 0660 root:root
@@ -517,6 +546,22 @@ def test_restart_after_kill_9_over_the_stale_socket(tmp_path):
     finally:
         second.terminate()
         second.wait()
+
+
+def test_a_second_daemon_on_the_same_socket_refuses_and_leaves_the_first_serving(tmp_path):
+    sock = tmp_path / "s.sock"
+    first = looping_daemon(tmp_path, sock)
+    try:
+        wait_until(lambda: sock.exists() and status(sock), 30, "the first daemon")
+        second = subprocess.run([EQUIVD, "run", "--file", str(ROOT / "Samples/gear-nominal.wav"), "--socket", str(sock)],
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        assert f"another equivd (pid {first.pid}) serves this socket" in second.stderr
+        assert sock.exists() and first.poll() is None
+        assert status(sock)["windows"] >= 0, "the first daemon still answers on its socket"
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
 
 
 def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
