@@ -23,6 +23,10 @@ public struct ALSACaptureConfiguration: Sendable {
     /// Reopen delays after the device disappears: doubling from `initial` up to `maximum` seconds,
     /// so a device that comes back is in use again within about a second.
     public var reconnectBackoff = Backoff(initial: 0.1, maximum: 1)
+    /// When the device cannot be opened at start: false fails at once (a wrong name shows up
+    /// straight away), true waits for it with `reconnectBackoff`, as for a device lost at run
+    /// time (a USB interface often appears after the service starts).
+    public var waitForDevice = false
 
     public init() {}
 }
@@ -85,14 +89,22 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
     private let state = Mutex<(negotiated: ALSANegotiated?, lastError: String?)>((nil, nil))
     private let finished = DispatchSemaphore(value: 0)
 
-    /// Opens the device once, so a wrong name or configuration fails here and not on the thread,
-    /// then starts capturing. The thread runs until `stop()`, which the owner must call.
+    /// Opens the device once, so a wrong name or configuration fails here and not on the thread
+    /// (unless `waitForDevice`: then the thread keeps trying), then starts capturing. The thread
+    /// runs until `stop()`, which the owner must call.
     public init(configuration: ALSACaptureConfiguration) throws {
         self.configuration = configuration
         self.ring = SampleRing(capacity: max(1, Int(configuration.ringSeconds * Double(configuration.outputRate))))
-        let pcm = try openPCM()
-        state.withLock { $0.negotiated = pcm.negotiated }
-        let thread = Thread { [self] in captureLoop(first: pcm) }
+        var first: ALSAPCM? = nil
+        do {
+            first = try openPCM()
+        } catch {
+            guard configuration.waitForDevice else { throw error }
+            state.withLock { $0.lastError = "\(error)" }
+        }
+        let opened = first
+        state.withLock { $0.negotiated = opened?.negotiated }
+        let thread = Thread { [self] in captureLoop(first: opened) }
         thread.name = "equivd-capture"
         thread.start()
     }
@@ -141,18 +153,20 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
 
     private var stopping: Bool { stopRequested.load(ordering: .acquiring) }
 
-    private func captureLoop(first: ALSAPCM) {
+    private func captureLoop(first: ALSAPCM?) {
         defer { finished.signal() }
         var pcm: ALSAPCM? = first
         var backoff = configuration.reconnectBackoff
         var converter: PeriodConverter?
         var lastDelivered = ContinuousClock.now
         var interrupted = false  // an overrun or a reopen since `lastDelivered`
-        do {
-            converter = try PeriodConverter(first.negotiated, outputRate: sampleRate)
-        } catch {
-            state.withLock { $0.lastError = "\(error)" }
-            pcm = nil
+        if let first {
+            do {
+                converter = try PeriodConverter(first.negotiated, outputRate: sampleRate)
+            } catch {
+                state.withLock { $0.lastError = "\(error)" }
+                pcm = nil
+            }
         }
         while !stopping {
             guard let open = pcm, let convert = converter else {

@@ -270,6 +270,7 @@ extension ServiceConfiguration.Source {
         alsa.periodFrames = periodFrames
         alsa.bufferFrames = bufferFrames
         alsa.ringSeconds = ringSeconds
+        alsa.waitForDevice = true  // a device absent at start is waited for, as one lost later
         return alsa
     }
 }

@@ -8,8 +8,9 @@ import ServiceLifecycle
 /// `equivd run`: the composition root. It builds each part from the configuration, wires them,
 /// and runs their lifecycles under swift-service-lifecycle's `ServiceGroup` (docs/architecture.md §3).
 ///
-/// Start order: the bundle and the spool are loaded, the source opened, the socket bound and the
-/// stages started; only then READY=1. SIGTERM/SIGINT, or the end of a file source, shut down in
+/// Start order: the bundle and the spool are loaded, the source opened (an ALSA device that is not
+/// there yet is waited for in the background; STATUS= says so), the socket bound and the stages
+/// started; only then READY=1. SIGTERM/SIGINT, or the end of a file source, shut down in
 /// the reverse order of `services`: STOPPING=1 and the timers, the SIGHUP handler, the pipeline
 /// (source stopped, the windows read decided), then the server (clients flushed, socket removed).
 public enum Daemon {
@@ -83,7 +84,8 @@ public enum Daemon {
         }, onEnd: stages.ended)
 
         signal(SIGHUP, SIG_IGN)  // until the reload service traps it: a reload must never kill the daemon
-        notifier.notify("READY=1\nSTATUS=serving \(sourceName) on \(s.path)\nMAINPID=\(getpid())")
+        let state = source.health.lastError.map { "waiting for audio from \(sourceName): \($0)" } ?? "serving \(sourceName) on \(s.path)"
+        notifier.notify("READY=1\nSTATUS=\(state)\nMAINPID=\(getpid())")
         var logger = Logger(label: "equivd")
         logger.logLevel = .warning
         let group = ServiceGroup(

@@ -98,6 +98,10 @@ struct SystemdService: Service {
         while true {
             try await Task.sleep(for: .seconds(seconds))
             let s = status.event
+            if s.audioSeconds == 0, let problem = s.lastError {
+                notifier.notify("STATUS=waiting for audio from \(pipeline.sourceName): \(problem)")
+                continue
+            }
             notifier.notify(String(
                 format: "STATUS=serving %@: %d windows, real time ×%.2f, %d windows dropped, %d gaps, %d xruns",
                 pipeline.sourceName, s.windows, s.realTimeFactor, s.droppedWindows, s.gaps, s.xruns))

@@ -183,6 +183,32 @@ def test_inference_stall_stops_the_watchdog(tmp_path):
         notify.sock.close()
 
 
+def test_a_device_absent_at_start_is_waited_for(tmp_path, clocked_plugin):
+    """The capture device cannot be opened at start (the clocked plugin's recording is not there
+    yet, as a USB interface that appears late): the daemon still comes up — READY, the socket,
+    `status` naming the problem, STATUS= saying it waits — and captures once the device appears."""
+    audio = tmp_path / "audio.raw"
+    (tmp_path / "asound.conf").write_text(
+        f'pcm_type.clocked {{ lib "{clocked_plugin}" }}\n'
+        f'pcm.equivtest {{ type clocked; file "{audio}"; stall_file "{tmp_path / "stall"}" }}\n')
+    daemon, notify, sock = watched_daemon(
+        tmp_path, f'device = "equivtest"\nalsa_config = "{tmp_path / "asound.conf"}"\nformat = "S16_LE"', ROOT / "Models")
+    try:
+        assert notify.wait_for("READY=1", 30), "READY although the device is absent"
+        waiting = status(sock)
+        assert waiting["audio_seconds"] == 0 and "equivtest" in waiting["last_error"], waiting["last_error"]
+        assert notify.wait_for("STATUS=waiting for audio from equivtest", 5)
+        time.sleep(1)
+        assert daemon.poll() is None
+        audio.write_bytes(read_wav(ROOT / "Samples/gear-nominal.wav").tobytes())  # the device appears
+        wait_until(lambda: status(sock)["audio_seconds"] > 0.5, 10, "capture once the device appeared")
+        assert status(sock)["reconnects"] >= 1
+    finally:
+        daemon.terminate()
+        assert daemon.wait(timeout=10) == 0
+        notify.sock.close()
+
+
 def test_capture_device_lost_and_returned(tmp_path):
     """A device that fails (alsa-lib's file plugin cannot write its copy: a full disk) and comes
     back (space freed): errors, reopen attempts, then capture and events resume within 2 s."""
