@@ -46,17 +46,24 @@ def clocked_plugin(tmp_path_factory):
     return plugin
 
 
+def clocked_device_daemon(folder, plugin):
+    """`equivd run` capturing from the clocked device `equivtest`, which plays folder/audio.raw in
+    a loop and stands still while folder/stall exists (watched_daemon's notify socket and
+    WatchdogSec=1)."""
+    (folder / "asound.conf").write_text(
+        f'pcm_type.clocked {{ lib "{plugin}" }}\n'
+        f'pcm.equivtest {{ type clocked; file "{folder / "audio.raw"}"; stall_file "{folder / "stall"}" }}\n')
+    return watched_daemon(
+        folder, f'device = "equivtest"\nalsa_config = "{folder / "asound.conf"}"\nformat = "S16_LE"', ROOT / "Models")
+
+
 @pytest.fixture
 def clocked_daemon(tmp_path, clocked_plugin):
     """`equivd run` capturing gear-nominal.wav in a loop, in real time, from the clocked device,
     with a notify socket and WatchdogSec=1 of the test's own."""
     (tmp_path / "audio.raw").write_bytes(read_wav(ROOT / "Samples/gear-nominal.wav").tobytes())
     stall = tmp_path / "stall"
-    (tmp_path / "asound.conf").write_text(
-        f'pcm_type.clocked {{ lib "{clocked_plugin}" }}\n'
-        f'pcm.equivtest {{ type clocked; file "{tmp_path / "audio.raw"}"; stall_file "{stall}" }}\n')
-    daemon, notify, sock = watched_daemon(
-        tmp_path, f'device = "equivtest"\nalsa_config = "{tmp_path / "asound.conf"}"\nformat = "S16_LE"', ROOT / "Models")
+    daemon, notify, sock = clocked_device_daemon(tmp_path, clocked_plugin)
     tail = None
     try:
         assert notify.wait_for("READY=1", 30)
@@ -187,12 +194,7 @@ def test_a_device_absent_at_start_is_waited_for(tmp_path, clocked_plugin):
     """The capture device cannot be opened at start (the clocked plugin's recording is not there
     yet, as a USB interface that appears late): the daemon still comes up — READY, the socket,
     `status` naming the problem, STATUS= saying it waits — and captures once the device appears."""
-    audio = tmp_path / "audio.raw"
-    (tmp_path / "asound.conf").write_text(
-        f'pcm_type.clocked {{ lib "{clocked_plugin}" }}\n'
-        f'pcm.equivtest {{ type clocked; file "{audio}"; stall_file "{tmp_path / "stall"}" }}\n')
-    daemon, notify, sock = watched_daemon(
-        tmp_path, f'device = "equivtest"\nalsa_config = "{tmp_path / "asound.conf"}"\nformat = "S16_LE"', ROOT / "Models")
+    daemon, notify, sock = clocked_device_daemon(tmp_path, clocked_plugin)  # audio.raw not there yet
     try:
         assert notify.wait_for("READY=1", 30), "READY although the device is absent"
         waiting = status(sock)
@@ -200,7 +202,7 @@ def test_a_device_absent_at_start_is_waited_for(tmp_path, clocked_plugin):
         assert notify.wait_for("STATUS=waiting for audio from equivtest", 5)
         time.sleep(1)
         assert daemon.poll() is None
-        audio.write_bytes(read_wav(ROOT / "Samples/gear-nominal.wav").tobytes())  # the device appears
+        (tmp_path / "audio.raw").write_bytes(read_wav(ROOT / "Samples/gear-nominal.wav").tobytes())  # it appears
         wait_until(lambda: status(sock)["audio_seconds"] > 0.5, 10, "capture once the device appeared")
         assert status(sock)["reconnects"] >= 1
     finally:
