@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Equivd: AsyncParsableCommand {
+struct Equivd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "equivd",
         abstract: "Pitch-robust machine-sound classification for production lines.",

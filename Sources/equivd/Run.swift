@@ -1,9 +1,10 @@
 import ArgumentParser
 import EquivService
 import Foundation
+import Synchronization
 
 /// `equivd run`: the service.
-struct Run: AsyncParsableCommand {
+struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Listen, classify and publish events on the Unix socket until SIGTERM.",
         discussion: """
@@ -36,12 +37,27 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "Override spool.directory.")
     var spool: String?
 
-    func run() async throws {
+    /// The daemon runs in a task on Swift concurrency's threads while the main thread waits for
+    /// it, so that `main` stays synchronous: with an async `main`, Debian's valgrind 3.19 crashed
+    /// (an internal SIGSEGV) on every command of this binary, and `make memcheck` runs it.
+    func run() throws {
         let overrides = self
-        let drained = try await Daemon.run(loadConfiguration: { () throws(ConfigurationError) -> ServiceConfiguration in
-            try overrides.configuration()
-        })
-        guard drained else {
+        let outcome = Mutex<Result<Bool, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let result: Result<Bool, any Error>
+            do {
+                result = .success(try await Daemon.run(loadConfiguration: { () throws(ConfigurationError) -> ServiceConfiguration in
+                    try overrides.configuration()
+                }))
+            } catch {
+                result = .failure(error)
+            }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        guard let result = outcome.withLock({ $0 }), try result.get() else {
             fflush(nil)
             _exit(0)  // inference is stuck in a model call: skip the exit-time destructors under it
         }
