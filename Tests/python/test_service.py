@@ -349,6 +349,27 @@ def test_bad_configuration_names_the_key_and_line(tmp_path):
     assert f"{config}:3: socket.status_intervall: unknown key" in run.stderr
 
 
+def test_check_config_validates_the_file_and_its_bundle_without_starting(tmp_path):
+    shipped = subprocess.run([EQUIVD, "check-config", str(ROOT / "Config/equivd.toml")], capture_output=True, text=True,
+                             cwd=ROOT, timeout=60)
+    assert shipped.returncode == 0, shipped.stderr
+    assert "valid; bundle Models (canonicalizer " in shipped.stdout and "classifier " in shipped.stdout
+
+    bad_key = tmp_path / "bad.toml"
+    bad_key.write_text('[socket]\npath = "/tmp/x.sock"\nstatus_intervall = 3\n')
+    run = subprocess.run([EQUIVD, "check-config", str(bad_key)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 78 and f"{bad_key}:3: socket.status_intervall: unknown key" in run.stderr
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ROOT / "Models", bundle)
+    (bundle / "classifier.onnx").write_bytes((bundle / "classifier.onnx").read_bytes()[:1000])
+    broken = tmp_path / "broken.toml"
+    broken.write_text(f'[model]\nbundle = "{bundle}"\n[socket]\npath = "{tmp_path / "never.sock"}"\n')
+    run = subprocess.run([EQUIVD, "check-config", str(broken)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 78 and "classifier.onnx" in run.stderr and "models.classifier.sha256" in run.stderr
+    assert not (tmp_path / "never.sock").exists(), "the check opens nothing"
+
+
 def test_file_source_ends_the_run_and_removes_the_socket(tmp_path):
     sock = tmp_path / "s.sock"
     daemon = subprocess.Popen([EQUIVD, "run", "--file", str(ROOT / "Samples/gear-nominal.wav"), "--pace", "fast",
