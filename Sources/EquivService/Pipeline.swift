@@ -145,9 +145,10 @@ public final class Pipeline: @unchecked Sendable {
             guard n > 0 else { return }
             let arrived = ContinuousClock.now
             let wallNow = Date().timeIntervalSince1970
-            if source.samplesLost > lost {
-                let gap = source.samplesLost - lost
-                lost += gap
+            let lostNow = source.samplesLost  // one look per block: a capture source takes its ring's lock
+            if lostNow > lost {
+                let gap = lostNow - lost
+                lost = lostNow
                 total += gap
                 recorder?.history.skip(gap)
                 seqBase += frontEnd.windowsProduced

@@ -57,7 +57,8 @@ struct Run: ParsableCommand {
             done.signal()
         }
         done.wait()
-        guard let result = outcome.withLock({ $0 }), try result.get() else {
+        let drained = try outcome.withLock { $0 }?.get() ?? true  // set before `done` is signalled
+        guard drained else {
             fflush(nil)
             _exit(0)  // inference is stuck in a model call: skip the exit-time destructors under it
         }
