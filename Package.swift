@@ -38,8 +38,8 @@ let package = Package(
         // library products as a remote dependency would need it gone.
         .target(name: "CDirectConv", cSettings: [.unsafeFlags(["-O2"])]),
 
-        .target(name: "EquivDSP", dependencies: ["CFFTW"]),
-        .target(name: "EquivAudio", dependencies: ["CALSA", "CSndFile", "CSampleRate"]),
+        .target(name: "EquivDSP", dependencies: ["CFFTW", "CSampleRate"]),
+        .target(name: "EquivAudio", dependencies: ["CALSA", "CSndFile", "EquivDSP"]),
         .target(
             name: "EquivModel",
             dependencies: ["CBLAS", "CDirectConv", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

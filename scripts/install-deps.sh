@@ -26,7 +26,7 @@ APT_PACKAGES=(
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # the convolution kernels built and run for aarch64
     python3-venv python3-numpy python3-scipy python3-pytest python3-onnx
 )
-[ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch)
+[ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch python3-torchaudio)
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

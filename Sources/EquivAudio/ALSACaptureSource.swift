@@ -1,4 +1,5 @@
 import CALSA
+import EquivDSP
 import Foundation
 import Synchronization
 

@@ -1,4 +1,5 @@
 import CSndFile
+import EquivDSP
 import Foundation
 
 /// Why an audio file could not be read; always names the file.
@@ -37,6 +38,11 @@ public final class AudioFileSource: AudioSource {
     public let encodingName: String
     public private(set) var nonFiniteSamples = 0
     public private(set) var framesRead = 0
+    /// Silence appended after the file's own samples so that at least `minimumSamples` come out
+    /// (a clip shorter than one window still gives one).
+    public let minimumSamples: Int
+    public private(set) var paddedSamples = 0
+    private var delivered = 0
 
     private let file: OpaquePointer
     private let resampler: Resampler
@@ -49,7 +55,8 @@ public final class AudioFileSource: AudioSource {
     private var endOfFile = false
     private var drained = false
 
-    public init(path: String, sampleRate: Int = 16_000, blockFrames: Int = 4096) throws(AudioFileError) {
+    /// `minimumSamples`: pad a shorter file with trailing silence to that many output samples.
+    public init(path: String, sampleRate: Int = 16_000, blockFrames: Int = 4096, minimumSamples: Int = 0) throws(AudioFileError) {
         func fail(_ kind: AudioFileError.Kind, _ reason: String) -> AudioFileError {
             AudioFileError(path: path, kind: kind, reason: reason)
         }
@@ -78,6 +85,7 @@ public final class AudioFileSource: AudioSource {
         self.channels = Int(info.channels)
         self.frameCount = Int(info.frames)
         self.blockFrames = blockFrames
+        self.minimumSamples = minimumSamples
         self.formatName = Self.formatName(Int32(SFC_GET_FORMAT_MAJOR), info.format & Int32(SF_FORMAT_TYPEMASK))
         self.encodingName = Self.formatName(Int32(SFC_GET_FORMAT_SUBTYPE), info.format & Int32(SF_FORMAT_SUBMASK))
         self.block = .allocate(capacity: blockFrames * max(channels, 1))
@@ -121,6 +129,13 @@ public final class AudioFileSource: AudioSource {
             produced += step.produced
             if endOfFile && pendingCount == 0 && step.produced == 0 { drained = true }
         }
+        if drained && produced < buffer.count && delivered + produced < minimumSamples {
+            let pad = min(buffer.count - produced, minimumSamples - delivered - produced)
+            (buffer.baseAddress! + produced).update(repeating: 0, count: pad)
+            produced += pad
+            paddedSamples += pad
+        }
+        delivered += produced
         return produced
     }
 

@@ -10,6 +10,22 @@ public struct BundleError: Error, Equatable, CustomStringConvertible {
     public let reason: String
 
     public var description: String { "\(path): " + (field.map { "\($0): " } ?? "") + reason }
+
+    /// A bad field found by a check that does not know the file it came from.
+    struct Field: Error {
+        let name: String
+        let reason: String
+    }
+
+    init(path: String, _ field: Field) {
+        self.init(path: path, field: field.name, reason: field.reason)
+    }
+
+    init(path: String, field: String?, reason: String) {
+        self.path = path
+        self.field = field
+        self.reason = reason
+    }
 }
 
 /// bundle.json (docs/architecture.md §4), as `equivtrain` writes it.
@@ -28,6 +44,9 @@ public struct BundleManifest: Codable, Sendable {
     public struct Model: Codable, Sendable {
         public let file: String
         public let sha256: String
+        /// The classifier's own input and output map; absent for a model made for equivd.
+        public let input: ClassifierInput?
+        public let output: OutputMap?
     }
 
     public struct Thresholds: Codable, Sendable {
@@ -95,6 +114,13 @@ public struct ModelBundle: Sendable {
                 return try ONNXModel(serialized: bytes, source: path)
             } catch {
                 throw BundleError(path: path, field: nil, reason: "\(error)")
+            }
+        }
+        if let input = manifest.models["classifier"]?.input {
+            do {
+                try input.validate(field: "models.classifier.input")
+            } catch {
+                throw BundleError(path: manifestPath, error)
             }
         }
         let classifier = try model("classifier")

@@ -64,7 +64,12 @@ public final class Recognizer {
     /// is faster here than one batched call (batch 3: 1.94 ms against 3 × 0.59; batch 49: 35 ms
     /// against 49 × 0.59).
     private let classifier: InferenceSession
+    private let feed: ClassifierFeed
+    private let activation: OutputMap.Activation
+    /// For each class, in `classes` order, the classifier outputs it gathers.
+    private let labelOutputs: [[Int]]
     private let shiftProbabilities: UnsafeMutableBufferPointer<Float>
+    private let outputProbabilities: UnsafeMutableBufferPointer<Float>
     private let probabilities: UnsafeMutableBufferPointer<Float>
     private let averaged: UnsafeMutableBufferPointer<Float>
 
@@ -80,39 +85,81 @@ public final class Recognizer {
         range = m.shift.rangeBins
         let (bins, frames) = (m.frontEnd.binCount, m.frontEnd.windowFrames)
         (self.bins, self.frames) = (bins, frames)
+        let manifestPath = (bundle.directory as NSString).appendingPathComponent("bundle.json")
+        let entry = m.models["classifier"]
+        let input = entry?.input ?? .equivdSpectrogram
+        do {
+            feed = try ClassifierFeed(input: input, frontEnd: m.frontEnd, rangeBins: range)
+        } catch {
+            throw BundleError(path: manifestPath, error)
+        }
         // The sessions run one after another, so they share one scratch buffer.
         var options = InferenceSession.Options()
         options.workspace = InferenceSession.Workspace()
-        /// Plans `model` for one window and checks that it gives `outputs` values for it.
-        func plan(_ model: ONNXModel, _ role: String, outputs: Int) throws(BundleError) -> InferenceSession {
+        /// Plans `model` for one input of `shape` and checks that it gives one [1, n] output.
+        func plan(_ model: ONNXModel, _ role: String, shape: [Int], outputs: (Int) -> Bool, expected: String) throws(BundleError) -> InferenceSession {
             let session: InferenceSession
             do {
-                session = try InferenceSession(model: model, inputShapes: [model.inputNames[0]: [1, 1, bins, frames]], options: options)
+                session = try InferenceSession(model: model, inputShapes: [model.inputNames[0]: shape], options: options)
             } catch {
                 throw BundleError(path: model.source, field: nil, reason: "\(error)")
             }
-            guard session.outputs.count == 1, session.outputs[0].shape == [1, outputs] else {
+            guard session.outputs.count == 1, session.outputs[0].shape.count == 2, session.outputs[0].shape[0] == 1,
+                outputs(session.outputs[0].shape[1])
+            else {
                 throw BundleError(
-                    path: (bundle.directory as NSString).appendingPathComponent("bundle.json"), field: "models.\(role)",
-                    reason: "outputs \(session.outputs.map(\.shape)) for one window, expected \([1, outputs])")
+                    path: manifestPath, field: "models.\(role)",
+                    reason: "outputs \(session.outputs.map(\.shape)) for one input \(shape), expected \(expected)")
             }
             return session
         }
-        canonicalizer = try plan(bundle.canonicalizer, "canonicalizer", outputs: 2 * range + 1)
-        classifier = try plan(bundle.classifier, "classifier", outputs: classes.count)
+        canonicalizer = try plan(
+            bundle.canonicalizer, "canonicalizer", shape: [1, 1, bins, frames], outputs: { $0 == 2 * m.shift.rangeBins + 1 },
+            expected: "[[1, \(2 * m.shift.rangeBins + 1)]]")
+        let map = entry?.output ?? .identity(classes)
+        classifier = try plan(
+            bundle.classifier, "classifier", shape: input.shape(bins: bins, frames: frames),
+            outputs: { n in entry?.output == nil ? n == m.classes.count : n >= 1 },
+            expected: entry?.output == nil ? "[[1, \(m.classes.count)]] (one per class)" : "one [1, n] output")
+        let outputCount = classifier.outputs[0].shape[1]
+        do {
+            try map.validate(labels: classes, outputs: outputCount, field: "models.classifier.output")
+        } catch {
+            throw BundleError(path: manifestPath, error)
+        }
+        activation = map.activation
+        labelOutputs = classes.map { map.classes[$0]! }
         shiftProbabilities = .allocate(capacity: 2 * range + 1)
+        outputProbabilities = .allocate(capacity: outputCount)
         probabilities = .allocate(capacity: classes.count)
         averaged = .allocate(capacity: classes.count)
     }
 
     deinit {
         shiftProbabilities.deallocate()
+        outputProbabilities.deallocate()
         probabilities.deallocate()
         averaged.deallocate()
     }
 
-    /// Decides one window of `bins × frames` log-band values (row-major, as `FrontEnd` emits).
-    public func decide(_ window: UnsafeBufferPointer<Float>) -> Decision {
+    /// Samples of audio, at equivd's rate and ending at the window's last sample, that a
+    /// classifier with its own input needs beside the spectrogram (0 for equivd's own).
+    public var audioSamplesNeeded: Int { feed.audioSamplesNeeded }
+
+    /// The classifier's input tensor shape.
+    public var classifierInputShape: [Int] { classifier.inputs[0].shape }
+
+    /// What the classifier is given for `window` (and its `audio`, as `decide` takes it) with
+    /// `shift` bins undone: `equivd features --bundle` writes it, so it can be checked.
+    public func classifierInput(for window: UnsafeBufferPointer<Float>, audio: UnsafeBufferPointer<Float>, shift: Int) -> [Float] {
+        feed.fill(classifier.inputs[0].buffer, window: window, windowAudio: audio, shift: shift)
+        return Array(classifier.inputs[0].buffer)
+    }
+
+    /// Decides one window of `bins × frames` log-band values (row-major, as `FrontEnd` emits) and,
+    /// for a classifier with its own input, the window's `audio` (`audioSamplesNeeded` samples
+    /// ending at its last; fewer are preceded by silence).
+    public func decide(_ window: UnsafeBufferPointer<Float>, audio: UnsafeBufferPointer<Float> = .init(start: nil, count: 0)) -> Decision {
         precondition(window.count == bins * frames, "window has \(window.count) values, expected \(bins * frames)")
         var sum: Float = 0
         for v in window { sum += v }
@@ -121,11 +168,11 @@ public final class Recognizer {
         }
         switch mode {
         case .vanilla:
-            runClassifier(on: window, shift: 0)
+            runClassifier(on: window, audio: audio, shift: 0)
             return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: 1)
         case .groupavg:
             let shifts = Array(-range...range)
-            average(window, shifts: shifts, weights: .init(repeating: 1 / Float(shifts.count), count: shifts.count))
+            average(window, audio: audio, shifts: shifts, weights: .init(repeating: 1 / Float(shifts.count), count: shifts.count))
             return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: shifts.count)
         case .canon, .topk:
             _ = canonicalizer.inputs[0].buffer.update(fromContentsOf: window)
@@ -139,37 +186,49 @@ public final class Recognizer {
             if mode == .topk && p[best] < thresholds.canonicalizerMinP {
                 let picks = Array(order.prefix(thresholds.topK))
                 let total = picks.reduce(0) { $0 + p[$1] }
-                average(window, shifts: picks.map { $0 - range }, weights: picks.map { p[$0] / total })
+                average(window, audio: audio, shifts: picks.map { $0 - range }, weights: picks.map { p[$0] / total })
                 let fallback: Fallback = maxProbability() < thresholds.classifierMinP ? .abstain : .topk
                 return result(shift: shift, canon: canon, fallback: fallback, calls: picks.count)
             }
-            runClassifier(on: window, shift: shift)
+            runClassifier(on: window, audio: audio, shift: shift)
             let fallback: Fallback = mode == .topk && maxProbability() < thresholds.classifierMinP ? .abstain : .none
             return result(shift: shift, canon: canon, fallback: fallback, calls: 1)
         }
     }
 
-    /// Writes T_{−k} X (the window moved down by k bins; vacated bins repeat the edge bin) into
-    /// `buffer`.
-    private func translate(_ x: UnsafeBufferPointer<Float>, by k: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
-        let base = buffer.baseAddress!
-        for f in 0..<bins {
-            let source = min(max(f + k, 0), bins - 1)
-            (base + f * frames).update(from: x.baseAddress! + source * frames, count: frames)
-        }
+    private func runClassifier(on window: UnsafeBufferPointer<Float>, audio: UnsafeBufferPointer<Float>, shift: Int) {
+        feed.fill(classifier.inputs[0].buffer, window: window, windowAudio: audio, shift: shift)
+        classifier.run()
+        classProbabilities(UnsafeBufferPointer(classifier.outputs[0].buffer))
     }
 
-    private func runClassifier(on window: UnsafeBufferPointer<Float>, shift: Int) {
-        translate(window, by: shift, into: classifier.inputs[0].buffer)
-        classifier.run()
-        softmax(UnsafeBufferPointer(classifier.outputs[0].buffer), into: probabilities)
+    /// `probabilities` from the classifier's outputs through the output map (`OutputMap.Activation`).
+    private func classProbabilities(_ outputs: UnsafeBufferPointer<Float>) {
+        switch activation {
+        case .softmax:
+            softmax(outputs, into: outputProbabilities)
+            for (c, indices) in labelOutputs.enumerated() {
+                var sum: Float = 0
+                for i in indices { sum += outputProbabilities[i] }
+                probabilities[c] = sum
+            }
+        case .sigmoid:
+            for (c, indices) in labelOutputs.enumerated() {
+                var best = -Float.infinity
+                for i in indices { best = max(best, outputs[i]) }
+                probabilities[c] = 1 / (1 + exp(-best))
+            }
+        }
+        var total: Float = 0
+        for p in probabilities { total += p }
+        if total > 0 { for c in probabilities.indices { probabilities[c] /= total } }
     }
 
     /// probabilities = Σ weights[i] · softmax(classifier(T_{−shifts[i]} X)).
-    private func average(_ window: UnsafeBufferPointer<Float>, shifts: [Int], weights: [Float]) {
+    private func average(_ window: UnsafeBufferPointer<Float>, audio: UnsafeBufferPointer<Float>, shifts: [Int], weights: [Float]) {
         averaged.update(repeating: 0)
         for (k, w) in zip(shifts, weights) {
-            runClassifier(on: window, shift: k)
+            runClassifier(on: window, audio: audio, shift: k)
             for c in 0..<classes.count { averaged[c] += w * probabilities[c] }
         }
         _ = probabilities.update(fromContentsOf: averaged)

@@ -8,6 +8,9 @@ import Synchronization
 public struct AnalysedWindow: Sendable {
     public let seq: Int
     public let values: [Float]
+    /// The audio before the window's end that a classifier with its own input reads
+    /// (`Recognizer.audioSamplesNeeded`); empty for equivd's own classifier.
+    public let audio: [Float]
     /// Window start and end in stream time (FrontEnd's frame-centre convention) and wall time.
     /// Stream time counts audio lost in capture gaps, so it stays the time the sound was made.
     public let streamStart: Double, streamEnd: Double
@@ -50,6 +53,9 @@ public final class Pipeline: @unchecked Sendable {
     private let frontEnd: FrontEnd
     private let current: Mutex<Recognition>
     private let recorder: ClipRecorder?
+    /// The raw audio the current classifier reads beside the spectrogram (`AnalysedWindow.audio`);
+    /// sized on the DSP queue to what the recognition serving needs.
+    private let classifierAudio = AudioHistory(capacity: 1)
     private let windows: BoundedQueue<AnalysedWindow>
     private var onDecision: DecisionHandler = { _, _ in }  // set by `start`, before the stages run
     private let dspQueue = DispatchQueue(label: "equivd.dsp")
@@ -146,11 +152,14 @@ public final class Pipeline: @unchecked Sendable {
             let arrived = ContinuousClock.now
             let wallNow = Date().timeIntervalSince1970
             let lostNow = source.samplesLost  // one look per block: a capture source takes its ring's lock
+            let audioNeeded = current.withLock { $0.recognizer.audioSamplesNeeded }
+            if audioNeeded > 0 { classifierAudio.reserve(audioNeeded + block.count) }
             if lostNow > lost {
                 let gap = lostNow - lost
                 lost = lostNow
                 total += gap
                 recorder?.history.skip(gap)
+                classifierAudio.skip(gap)
                 seqBase += frontEnd.windowsProduced
                 frontEnd.reset()
                 unbrokenSince = total
@@ -159,6 +168,7 @@ public final class Pipeline: @unchecked Sendable {
             }
             let chunk = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(block)[..<n])
             recorder?.history.append(chunk)
+            classifierAudio.append(chunk)  // at capacity 1 while no classifier needs audio: nearly free
             total += n
             samplesRead.store(total - lost, ordering: .relaxed)
             let streamNow = Double(total) / Double(p.sampleRate)
@@ -166,8 +176,9 @@ public final class Pipeline: @unchecked Sendable {
             frontEnd.process(chunk) { w in
                 let first = unbrokenSince + w.firstFrame * p.hopLength
                 let (start, end) = (offset + w.startTime, offset + w.endTime)
+                let audio = audioNeeded > 0 ? classifierAudio.samples(audioNeeded, endingAt: first + p.windowSpanSamples) : []
                 let item = AnalysedWindow(
-                    seq: seqBase + w.index, values: Array(w.values), streamStart: start, streamEnd: end,
+                    seq: seqBase + w.index, values: Array(w.values), audio: audio, streamStart: start, streamEnd: end,
                     wallStart: wallNow - (streamNow - start), wallEnd: wallNow - (streamNow - end),
                     samples: first..<(first + p.windowSpanSamples), unbrokenSince: unbrokenSince,
                     lostBefore: lost, completedAt: arrived)
@@ -182,7 +193,9 @@ public final class Pipeline: @unchecked Sendable {
             item.gapBefore = item.lostBefore - lostAtLastDecision
             lostAtLastDecision = item.lostBefore
             let recognizer = current.withLock { $0.recognizer }
-            let decision = item.values.withUnsafeBufferPointer { recognizer.decide($0) }
+            let decision = item.values.withUnsafeBufferPointer { values in
+                item.audio.withUnsafeBufferPointer { recognizer.decide(values, audio: $0) }
+            }
             windowsDecided.add(1, ordering: .relaxed)
             onDecision(item, decision)
         }

@@ -50,7 +50,7 @@ struct ReloadService: Service {
 
     func run() async {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             for await _ in hangups { reload() }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EquivAudio
+import EquivCore
 import EquivDSP
 import Foundation
 
@@ -27,12 +28,21 @@ struct Features: ParsableCommand {
     @Flag(name: .long, help: "Print the front end's parameters as JSON (the bundle.json keys) and exit.")
     var parameters = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Write what this bundle's classifier is given for each window instead (its models.classifier.input).",
+        valueName: "dir"))
+    var bundle: String?
+
+    @Option(name: .long, help: "With --bundle: the shift undone, in bins (log_mel and waveform inputs resample the audio).")
+    var shiftBins = 0
+
     func validate() throws {
         if inputs.isEmpty && !parameters { throw ValidationError("give at least one audio file or folder") }
         if out != nil && inputs.count != 1 {
             throw ValidationError("--out takes exactly one input file, got \(inputs.count)")
         }
         if out != nil && outDir != nil { throw ValidationError("give --out or --out-dir, not both") }
+        if bundle != nil && out == nil && outDir == nil { throw ValidationError("--bundle writes files: give --out or --out-dir") }
     }
 
     func run() throws {
@@ -44,15 +54,22 @@ struct Features: ParsableCommand {
         }
         let files = try AudioFileList.expand(inputs)
         let frontEnd = try FrontEnd()
+        let recognizer = try bundle.map { directory in
+            let loaded = try ModelBundle(directory: directory, frontEnd: frontEnd.parameters)
+            let recognizer = try Recognizer(bundle: loaded)
+            let range = loaded.manifest.shift.rangeBins
+            guard (-range...range).contains(shiftBins) else { throw ValidationError("--shift-bins must be in -\(range)...\(range)") }
+            return recognizer
+        }
         if let out {
-            try export(files[0], to: out, frontEnd: frontEnd)
+            try export(files[0], to: out, frontEnd: frontEnd, recognizer: recognizer)
             return
         }
         if let outDir {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
             try forEachFile(files) { file in
                 let name = ((file as NSString).lastPathComponent as NSString).deletingPathExtension + ".npy"
-                try export(file, to: (outDir as NSString).appendingPathComponent(name), frontEnd: frontEnd)
+                try export(file, to: (outDir as NSString).appendingPathComponent(name), frontEnd: frontEnd, recognizer: recognizer)
             }
             return
         }
@@ -85,24 +102,45 @@ struct Features: ParsableCommand {
         if failures > 0 { throw ExitCode.failure }
     }
 
-    private func export(_ path: String, to out: String, frontEnd: FrontEnd) throws {
-        let source = try AudioFileSource(path: path, sampleRate: frontEnd.parameters.sampleRate)
-        let writer = try NPYWriter(path: out, rows: frontEnd.parameters.binCount, columns: frontEnd.parameters.windowFrames)
-        try stream(source, through: frontEnd) { window in try writer.append(window.values) }
-        try writer.finish()
+    /// Writes the windows of `path`, or with a recognizer what its classifier is given for each.
+    private func export(_ path: String, to out: String, frontEnd: FrontEnd, recognizer: Recognizer?) throws {
+        let p = frontEnd.parameters
+        let source = try AudioFileSource(path: path, sampleRate: p.sampleRate, minimumSamples: p.windowSpanSamples)
         var stderr = StandardError()
-        print("\(out): \(writer.count) windows × \(writer.rows) bins × \(writer.columns) frames", to: &stderr)
+        guard let recognizer else {
+            let writer = try NPYWriter(path: out, rows: p.binCount, columns: p.windowFrames)
+            try stream(source, through: frontEnd) { window in try writer.append(window.values) }
+            try writer.finish()
+            print("\(out): \(writer.count) windows × \(writer.rows) bins × \(writer.columns) frames", to: &stderr)
+            return
+        }
+        let shape = recognizer.classifierInputShape
+        let writer = try NPYWriter(path: out, rows: shape.dropLast().reduce(1, *), columns: shape.last ?? 1)
+        var audio: [Float] = []  // the whole file: this is offline
+        let need = recognizer.audioSamplesNeeded
+        try stream(source, through: frontEnd, onBlock: { audio += $0 }) { window in
+            let end = window.firstFrame * p.hopLength + p.windowSpanSamples
+            let before = ((end - need)..<end).map { $0 >= 0 && $0 < audio.count ? audio[$0] : 0 }
+            let input = before.withUnsafeBufferPointer { recognizer.classifierInput(for: window.values, audio: $0, shift: shiftBins) }
+            try input.withUnsafeBufferPointer { try writer.append($0) }
+        }
+        try writer.finish()
+        print("\(out): \(writer.count) windows × \(shape) classifier input", to: &stderr)
     }
 }
 
 /// Feeds a whole source through a front end, one block at a time.
-func stream(_ source: AudioSource, through frontEnd: FrontEnd, onWindow: (SpectrogramWindow) throws -> Void) throws {
+func stream(
+    _ source: AudioSource, through frontEnd: FrontEnd, onBlock: (UnsafeBufferPointer<Float>) -> Void = { _ in },
+    onWindow: (SpectrogramWindow) throws -> Void
+) throws {
     frontEnd.reset()
     let block = UnsafeMutableBufferPointer<Float>.allocate(capacity: 8192)
     defer { block.deallocate() }
     while true {
         let n = try source.read(into: block)
         if n == 0 { break }
+        onBlock(UnsafeBufferPointer(rebasing: block[..<n]))
         try frontEnd.process(UnsafeBufferPointer(rebasing: block[..<n]), onWindow: onWindow)
     }
 }
@@ -123,7 +161,7 @@ struct FileSummary {
 
     static func measure(_ path: String, frontEnd: FrontEnd) throws -> FileSummary {
         let started = ContinuousClock.now
-        let source = try AudioFileSource(path: path, sampleRate: frontEnd.parameters.sampleRate)
+        let source = try AudioFileSource(path: path, sampleRate: frontEnd.parameters.sampleRate, minimumSamples: frontEnd.parameters.windowSpanSamples)
         let bins = frontEnd.parameters.binCount
         var bandSums = [Double](repeating: 0, count: bins)
         var values = 0

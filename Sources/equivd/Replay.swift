@@ -64,7 +64,7 @@ struct Replay: ParsableCommand {
             defer { progress.update(done: index + 1) }
             let source: AudioFileSource
             do {
-                source = try AudioFileSource(path: path, sampleRate: rate)
+                source = try AudioFileSource(path: path, sampleRate: rate, minimumSamples: frontEnd.parameters.windowSpanSamples)
             } catch {
                 print("equivd: \(error)", to: &stderr)
                 failed += 1
@@ -72,7 +72,7 @@ struct Replay: ParsableCommand {
             }
             let span = Double(frontEnd.parameters.windowSpanSamples) / Double(rate)
             if source.duration < span {
-                print(String(format: "equivd: warning: %@: %.3f s is shorter than one window (%.3f s): no windows", path, source.duration, span), to: &stderr)
+                print(String(format: "equivd: warning: %@: %.3f s is shorter than one window (%.3f s): padded with silence to one window", path, source.duration, span), to: &stderr)
             }
             audioSeconds += source.duration
             frontEnd.reset()

@@ -78,4 +78,69 @@ import Testing
         let error = try #require(refusal(folder))
         #expect(error.path.hasSuffix("/bundle.json") && error.reason.contains("cannot read"))
     }
+
+    /// The default bundle with its classifier entry given `input` and/or `output`.
+    func classifierEntry(input: [String: Any]? = nil, output: [String: Any]? = nil) throws -> String {
+        try copy { json in
+            var models = json["models"] as! [String: Any]
+            var classifier = models["classifier"] as! [String: Any]
+            if let input { classifier["input"] = input }
+            if let output { classifier["output"] = output }
+            models["classifier"] = classifier
+            json["models"] = models
+        }
+    }
+
+    nonisolated(unsafe) static let yamnetInput: [String: Any] = [
+        "kind": "log_mel", "sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 64,
+        "f_min": 125.0, "f_max": 7500.0, "mel_scale": "htk", "norm": "none", "power": 1.0, "center": false,
+        "log_offset": 0.001, "log": "ln", "frames": 96, "layout": "frames_mels", "shape": [1, 1, 96, 64],
+    ]
+
+    @Test("a classifier input with a bad, missing or inconsistent field is refused naming it")
+    func classifierInputFields() throws {
+        var edited = Self.yamnetInput
+        edited["f_max"] = 9000.0
+        #expect(try #require(refusal(classifierEntry(input: edited))).field == "models.classifier.input.f_max")
+        edited = Self.yamnetInput
+        edited.removeValue(forKey: "n_mels")
+        #expect(try #require(refusal(classifierEntry(input: edited))).field == "models.classifier.input.n_mels")
+        edited = Self.yamnetInput
+        edited["shape"] = [1, 1, 96, 63]
+        #expect(try #require(refusal(classifierEntry(input: edited))).field == "models.classifier.input.shape")
+        edited = Self.yamnetInput
+        edited["kind"] = "spectrogram"
+        #expect(try #require(refusal(classifierEntry(input: edited))).field == "models.classifier.input.kind")
+        edited = ["kind": "waveform", "sample_rate": 16000, "samples": 15600, "shape": [1, 15601]]
+        #expect(try #require(refusal(classifierEntry(input: edited))).field == "models.classifier.input.shape")
+    }
+
+    /// The Recognizer's refusal of `folder` (it plans the models and checks the output map).
+    func recognizerRefusal(_ folder: String) throws -> BundleError? {
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let bundle = try ModelBundle(directory: folder, frontEnd: FrontEndParameters())
+        do {
+            _ = try Recognizer(bundle: bundle)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("an output map naming an output the model lacks, or leaving a class out, is refused naming it")
+    func outputMapFields() throws {
+        let classes = try ModelBundle(directory: Self.models, frontEnd: FrontEndParameters()).manifest.classes
+        var map = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, [$0]) })
+        map[classes[0]] = [99]
+        var error = try #require(try recognizerRefusal(classifierEntry(output: ["activation": "softmax", "classes": map])))
+        #expect(error.field == "models.classifier.output.classes.\(classes[0])")
+        #expect(error.reason.contains("output 99 is not in 0..<\(classes.count)"))
+        map[classes[0]] = nil
+        error = try #require(try recognizerRefusal(classifierEntry(output: ["activation": "softmax", "classes": map])))
+        #expect(error.field == "models.classifier.output.classes.\(classes[0])")
+        map[classes[0]] = [0]
+        map["bogus"] = [1]
+        error = try #require(try recognizerRefusal(classifierEntry(output: ["activation": "softmax", "classes": map])))
+        #expect(error.field == "models.classifier.output.classes.bogus")
+    }
 }

@@ -122,4 +122,37 @@ import Testing
         let abstained = w.withUnsafeBufferPointer { (try? Recognizer(bundle: bundle, mode: .topk, thresholds: t))!.decide($0) }
         #expect(abstained.fallback == .abstain && abstained.label == nil)
     }
+
+    /// The default bundle with its classifier's outputs mapped to its classes by `map`.
+    static func mapped(_ map: [String: [Int]], activation: String) throws -> Recognizer {
+        let folder = try ModelBundleTests().classifierEntry(output: ["activation": activation, "classes": map])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        return try Recognizer(bundle: try ModelBundle(directory: folder, frontEnd: FrontEndParameters()), mode: .vanilla)
+    }
+
+    @Test("an output map gathers outputs into labels: softmax sums them, sigmoid takes the highest, both renormalized")
+    func outputMap() throws {
+        let w = try Self.sampleWindow("gear-nominal.wav")
+        let plain = try Recognizer(bundle: try Self.bundle(), mode: .vanilla)
+        let classes = plain.manifest.classes
+        let p = Dictionary(uniqueKeysWithValues: w.withUnsafeBufferPointer { plain.decide($0) }.top.map { ($0.label, $0.probability) })
+        // Every class reads the output of the next one.
+        let rotated = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, [($0 + 1) % classes.count]) })
+        let moved = w.withUnsafeBufferPointer { try! Self.mapped(rotated, activation: "softmax").decide($0) }
+        for (c, label) in classes.enumerated() {
+            let got = try #require(moved.top.first { $0.label == label }).probability
+            #expect(abs(got - p[classes[(c + 1) % classes.count]]!) < 1e-6)
+        }
+        // The first class gathers the first two outputs; the second class keeps its own.
+        var merged = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, [$0]) })
+        merged[classes[0]] = [0, 1]
+        let sum = w.withUnsafeBufferPointer { try! Self.mapped(merged, activation: "softmax").decide($0) }
+        let total = p.values.reduce(0, +) + p[classes[1]]!
+        #expect(abs(try #require(sum.top.first { $0.label == classes[0] }).probability - (p[classes[0]]! + p[classes[1]]!) / total) < 1e-5)
+        // Sigmoid: σ of each label's highest logit, over their sum. Logit differences are softmax
+        // log-ratios, so the order of the labels is the softmax order.
+        let tags = w.withUnsafeBufferPointer { try! Self.mapped(Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, [$0]) }), activation: "sigmoid").decide($0) }
+        #expect(tags.label == classes.max { p[$0]! < p[$1]! })
+        #expect(abs(tags.top.map(\.probability).reduce(0, +) - 1) < 1e-5)
+    }
 }

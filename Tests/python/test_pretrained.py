@@ -56,3 +56,102 @@ def test_a_wrong_sized_input_file_is_refused_naming_it(yamnet, tmp_path):
                           "--input", f"audio={tmp_path / 'short.f32'}", "--out", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode != 0
     assert "short.f32: 40 bytes, but audio [1, 1, 96, 64] takes 6144 float32 values" in run.stderr
+
+
+# The classifier input equivd computes for a log-mel model (bundle.json models.classifier.input),
+# against torchaudio's MelSpectrogram of the same samples: YAMNet's own settings, and one with every
+# other option (Slaney scale and norm, power, centred frames with reflection, log10, mels × frames).
+LOG_MEL = {
+    "yamnet": dict(n_fft=512, win_length=400, hop_length=160, n_mels=64, f_min=125.0, f_max=7500.0, mel_scale="htk",
+                   norm="none", power=1.0, center=False, log_offset=0.001, log="ln", frames=96, layout="frames_mels"),
+    "others": dict(n_fft=1024, win_length=640, hop_length=160, n_mels=96, f_min=0.0, f_max=8000.0, mel_scale="slaney",
+                   norm="slaney", power=2.0, center=True, log_offset=1e-6, log="log10", frames=64, layout="mels_frames"),
+}
+
+
+def log_mel_bundle(folder, yamnet, spec):
+    """A bundle serving YAMNet on `spec`'s features: the default bundle's canonicalizer, YAMNet's
+    outputs mapped to three labels."""
+    import hashlib
+    import json
+    import shutil
+    folder.mkdir()
+    shutil.copy(ROOT / "Models/canonicalizer.onnx", folder)
+    shutil.copy(yamnet, folder / "classifier.onnx")
+    bundle = json.loads((ROOT / "Models/bundle.json").read_text())
+    bundle["classes"] = ["speech", "music", "piano"]
+    shape = [1, 1, spec["frames"], spec["n_mels"]] if spec["layout"] == "frames_mels" else [1, 1, spec["n_mels"], spec["frames"]]
+    bundle["models"]["classifier"] = {
+        "file": "classifier.onnx", "sha256": hashlib.sha256((folder / "classifier.onnx").read_bytes()).hexdigest(),
+        "input": {"kind": "log_mel", "sample_rate": 16000, **spec, "shape": shape},
+        "output": {"activation": "sigmoid", "classes": {"speech": [0], "music": [132], "piano": [148, 149]}},
+    }
+    (folder / "bundle.json").write_text(json.dumps(bundle))
+    return folder
+
+
+def torchaudio_patches(audio, spec, windows):
+    """torchaudio's log-mel patch for each equivd window: `patch_samples` samples centred on the
+    window's centre (window w spans 24 032 samples from w × 8000)."""
+    torch = pytest.importorskip("torch")
+    torchaudio = pytest.importorskip("torchaudio")
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=spec["n_fft"], win_length=spec["win_length"], hop_length=spec["hop_length"],
+        f_min=spec["f_min"], f_max=spec["f_max"], n_mels=spec["n_mels"], power=spec["power"], center=spec["center"],
+        mel_scale=spec["mel_scale"], norm=None if spec["norm"] == "none" else spec["norm"])
+    span = (spec["frames"] - 1) * spec["hop_length"] + (1 if spec["center"] else spec["n_fft"])
+    patches = []
+    for w in range(windows):
+        start = w * 8000 + 12016 - span // 2
+        x = torch.from_numpy(audio[start:start + span].astype(np.float32))
+        m = mel(x).double() + spec["log_offset"]
+        m = (torch.log(m) if spec["log"] == "ln" else torch.log10(m)).numpy()
+        assert m.shape == (spec["n_mels"], spec["frames"])
+        patches.append(m.T if spec["layout"] == "frames_mels" else m)
+    return np.array(patches)
+
+
+@pytest.mark.parametrize("name", LOG_MEL)
+def test_log_mel_input_matches_torchaudio(yamnet, tmp_path, name):
+    import scipy.io.wavfile
+    spec = LOG_MEL[name]
+    bundle = log_mel_bundle(tmp_path / "bundle", yamnet, spec)
+    wav = ROOT / "Samples/gear-nominal.wav"
+    rate, pcm = scipy.io.wavfile.read(wav)
+    assert rate == 16000 and pcm.dtype == np.int16
+    subprocess.run([EQUIVD, "features", str(wav), "--bundle", str(bundle), "--out", str(tmp_path / "x.npy")], check=True)
+    got = np.load(tmp_path / "x.npy")
+    want = torchaudio_patches(pcm / 32768.0, spec, len(got))
+    assert len(got) >= 3
+    assert got.shape[1:] == want.shape[1:]
+    # 1e-4 in the log is 1e-4 relative in mel + offset.
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * (1 if spec["log"] == "ln" else 1 / np.log(10)))
+
+
+@pytest.mark.parametrize("semitones", [-7, 5, 12])
+def test_resampling_undoes_a_resample_shift(yamnet, tmp_path, semitones):
+    # A steady harmonic tone, and the same recording resampled by `semitones` (pitch and tempo,
+    # sox's speed): given the shift (2 bins a semitone), equivd resamples the window's audio back,
+    # so the log-mel patch matches the nominal one; unshifted it does not.
+    import scipy.io.wavfile
+    t = np.arange(6 * 16000) / 16000
+    tone = sum(0.2 / h * np.sin(2 * np.pi * 220 * h * t) for h in range(1, 12))
+    scipy.io.wavfile.write(tmp_path / "nominal.wav", 16000, (tone * 32767).astype(np.int16))
+    subprocess.run(["sox", str(tmp_path / "nominal.wav"), str(tmp_path / "shifted.wav"), "speed", str(2 ** (semitones / 12)),
+                    "rate", "-v", "16000"], check=True)
+    bundle = log_mel_bundle(tmp_path / "bundle", yamnet, LOG_MEL["yamnet"])
+
+    def patches(name, shift):
+        out = tmp_path / f"{name}{shift}.npy"
+        subprocess.run([EQUIVD, "features", str(tmp_path / f"{name}.wav"), "--bundle", str(bundle), "--out", str(out),
+                        f"--shift-bins={shift}"], check=True, capture_output=True)
+        return np.load(out)[1]  # a window away from the clip's ends
+
+    nominal = patches("nominal", 0)
+    # Only the bands the tone fills: in empty ones the log reads each file's own noise floor.
+    bands = nominal.mean(0) > np.log(0.01)
+    assert bands.sum() > 20
+    undone = np.abs(patches("shifted", 2 * semitones) - nominal)[:, bands].mean()
+    left = np.abs(patches("shifted", 0) - nominal)[:, bands].mean()
+    assert undone < 0.1, f"resampled back, the patch is within {undone:.3f} of nominal in the log"
+    assert left > 5 * undone, f"without resampling it is {left:.3f} away"

@@ -41,8 +41,9 @@ def test_replay_goes_on_past_bad_files_and_exits_65(tmp_path):
     assert run.returncode == 65, run.stderr
     assert "Usage:" not in run.stderr
     assert f"{tmp_path / 'text.wav'}" in run.stderr, "the bad file is named"
-    assert "short.wav: 0.200 s is shorter than one window (1.502 s): no windows" in run.stderr
+    assert "short.wav: 0.200 s is shorter than one window (1.502 s): padded with silence to one window" in run.stderr
     assert 'label "bearring" is not one of the bundle\'s classes' in run.stderr
     assert "1 of 4 files could not be read" in run.stderr
     rows = [l for l in run.stdout.splitlines()[1:] if l.strip()]
-    assert {l.split()[0] for l in rows} == {"gear-nominal.wav", "bearing-nominal.wav"}, "the files after the bad one still ran"
+    assert {l.split()[0] for l in rows} == {"gear-nominal.wav", "short.wav", "bearing-nominal.wav"}, "the files after the bad one still ran"
+    assert [l.split()[-1] for l in rows if l.startswith("short.wav")] == ["idle"], "the padded clip gives one (silent) window"
