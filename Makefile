@@ -36,16 +36,19 @@ swift-test:
 python-test:
 	EQUIVD=.build/debug/equivd PYTHONPATH=Training $(PYTHON) -m pytest -q Tests/python Training/tests
 
-# The convolution kernels in C alone against a nested-loop reference (Tests/CDirectConv): natively
+# The convolution kernels in C alone against nested-loop references (Tests/CDirectConv): natively
 # with each kernel (EQUIVD_CONV_ISA; one the CPU lacks falls back to the widest it has), then
 # cross-compiled for aarch64 and run under qemu-user, NEON and portable.
-CONV_TEST_SOURCES := Sources/CDirectConv/conv.c Tests/CDirectConv/conv_reference_test.c
+CONV_SOURCES := Sources/CDirectConv/conv.c Sources/CDirectConv/thin.c
+CONV_TESTS := conv_reference_test thin_reference_test
 conv-c-test:
 	mkdir -p .build/conv-c-test
-	cc -O2 -Wall -Wextra -Werror -ISources/CDirectConv/include $(CONV_TEST_SOURCES) -o .build/conv-c-test/native -lpthread -lm
-	for isa in avx512 avx2 portable; do EQUIVD_CONV_ISA=$$isa .build/conv-c-test/native || exit 1; done
-	aarch64-linux-gnu-gcc -O2 -static -Wall -Wextra -Werror -ISources/CDirectConv/include $(CONV_TEST_SOURCES) -o .build/conv-c-test/aarch64 -lpthread -lm
-	for isa in neon portable; do EQUIVD_CONV_ISA=$$isa qemu-aarch64 .build/conv-c-test/aarch64 || exit 1; done
+	for t in $(CONV_TESTS); do \
+	  cc -O2 -Wall -Wextra -Werror -ISources/CDirectConv/include $(CONV_SOURCES) Tests/CDirectConv/$$t.c -o .build/conv-c-test/$$t -lpthread -lm || exit 1; \
+	  for isa in avx512 avx2 portable; do EQUIVD_CONV_ISA=$$isa .build/conv-c-test/$$t || exit 1; done; \
+	  aarch64-linux-gnu-gcc -O2 -static -Wall -Wextra -Werror -ISources/CDirectConv/include $(CONV_SOURCES) Tests/CDirectConv/$$t.c -o .build/conv-c-test/$$t-aarch64 -lpthread -lm || exit 1; \
+	  for isa in neon portable; do EQUIVD_CONV_ISA=$$isa qemu-aarch64 .build/conv-c-test/$$t-aarch64 || exit 1; done; \
+	done
 
 bench: deps build
 	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd --alloc-check --memory-check

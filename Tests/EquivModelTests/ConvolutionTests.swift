@@ -26,6 +26,14 @@ import Testing
              activation: "Relu"),
         Case(channels: 6, filters: 10, height: 12, width: 12, kernel: [3, 3], pads: [0, 0, 0, 0], dilations: [2, 2], group: 2),
         Case(channels: 4, filters: 8, height: 10, width: 9, kernel: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2], activation: "Tanh"),
+        // Depthwise (CDirectConv's depthwise kernel): stride 1 with ReLU, stride 2 with TensorFlow's
+        // bottom/right padding over a batch.
+        Case(channels: 12, filters: 12, height: 9, width: 14, kernel: [3, 3], pads: [1, 1, 1, 1], group: 12, activation: "Relu"),
+        Case(batch: 2, channels: 5, filters: 5, height: 11, width: 8, kernel: [3, 3], pads: [0, 0, 1, 1], strides: [2, 2],
+             group: 5),
+        // 1×1 over few positions (CDirectConv's pointwise kernel): channels and filters that fill
+        // no whole vector or block.
+        Case(batch: 2, channels: 33, filters: 7, height: 5, width: 5, kernel: [1, 1], pads: [0, 0, 0, 0], activation: "Relu"),
     ]
 
     @Test("Conv (+ fused activation) equals a nested-loop reference", arguments: cases)

@@ -56,4 +56,28 @@ void equivd_conv_pack(const float *weights, size_t filters, size_t channels, siz
 
 void equivd_conv(const equivd_conv_job *job);
 
+/*
+ * Pointwise (1x1, stride 1, unpadded) convolution over few positions, for the late layers of a
+ * MobileNet where sgemm with a small N spends its time packing (thin.c):
+ *   output[f][p] = sum over c of weights[f][c] * input[c][p]
+ * for `filters` × `channels` weights (ONNX's W, one group), `positions` output positions; no bias.
+ * `scratch` holds equivd_pointwise_scratch(channels, positions) floats.
+ */
+size_t equivd_pointwise_scratch(size_t channels, size_t positions);
+void equivd_pointwise(const float *weights, const float *input, float *output, size_t filters, size_t channels,
+                      size_t positions, float *scratch);
+
+/* Depthwise convolution (group = channels = filters), any kernel, stride, dilation and zero
+ * padding, one image in NCHW; no bias (thin.c). */
+typedef struct {
+    const float *input;
+    size_t channels, input_height, input_width;
+    const float *weights;             /* [channels][kernel_height][kernel_width] */
+    size_t kernel_height, kernel_width, stride_y, stride_x, dilation_y, dilation_x, pad_top, pad_left;
+    float *output;
+    size_t output_height, output_width;
+} equivd_depthwise_job;
+
+void equivd_depthwise(const equivd_depthwise_job *job);
+
 #endif

@@ -136,10 +136,12 @@ func registerConvolution(_ table: inout [String: OperatorPlanner]) {
     table["BatchNormalization"] = planBatchNormalization
 }
 
-/// Conv with unit strides and a kernel larger than 1×1 runs the direct kernel on zero-padded
-/// planes (`planPaddedConv`); the rest as one sgemm per image and group over the unfolded input
-/// (1×1 convolutions with unit strides and no padding read the input directly). Bias and a fused
-/// activation are applied to each output row while it is in cache.
+/// Depthwise Conv (one filter per channel) runs CDirectConv's depthwise kernel; Conv with unit
+/// strides and a kernel larger than 1×1 runs the direct kernel on zero-padded planes
+/// (`planPaddedConv`); a 1×1 Conv over few positions CDirectConv's pointwise kernel; the rest one
+/// sgemm per image and group over the unfolded input (1×1 convolutions with unit strides and no
+/// padding read the input directly). Bias and a fused activation are applied to each output row
+/// while it is in cache.
 private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     try ctx.allowAttributes(["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
     let xs = try ctx.shape(0), ws = try ctx.shape(1)
@@ -161,12 +163,18 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     let out = try ctx.output(outShape)
 
     let cg = channels / group, mg = filters / group
+    if group > 1 && cg == 1 && mg == 1 {
+        return planDepthwiseConv(ctx, x: x, weights: weights, bias: bias, out: out, w, batch: batch, channels: channels)
+    }
     if w.strideX == 1 && w.strideY == 1 && w.kernelSize > 1 {
         return try planPaddedConv(ctx, x: x, weights: weights, bias: bias, out: out, w, batch: batch, group: group)
     }
     let depth = cg * w.kernelSize  // rows of the unfolded input
     let plane = w.outputPlane
     let direct = w.kernelSize == 1 && w.strideX == 1 && w.strideY == 1 && w.padTop + w.padLeft + w.padBottom + w.padRight == 0
+    if direct && group == 1 && plane <= pointwiseMaximumPositions {
+        return try planPointwiseConv(ctx, x: x, weights: weights, bias: bias, out: out, batch: batch, plane: plane)
+    }
     let scratch = ctx.planner.scratch
     if !direct { scratch.reserve(try elementCount([depth, plane], ctx.location)) }
     let rangesX = (0..<w.kernelWidth).map(w.validX), rangesY = (0..<w.kernelHeight).map(w.validY)
@@ -190,6 +198,55 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
                       columns, ldb: plane, beta: 0, output, ldc: plane)
                 for m in 0..<mg { epilogue.apply(output + m * plane, count: plane, bias: pb?[g * mg + m] ?? 0) }
             }
+        }
+    }
+    ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)
+    return [.buffer(out)]
+}
+
+/// Up to this many output positions a 1×1 Conv runs CDirectConv's pointwise kernel rather than
+/// sgemm (YAMNet's layers 5–14 have 96 positions or fewer, docs/benchmarks.md).
+let pointwiseMaximumPositions = 96
+
+/// 1×1 Conv over few positions by CDirectConv's pointwise kernel, one image at a time.
+private func planPointwiseConv(
+    _ ctx: NodeContext, x: FloatBuffer, weights: FloatBuffer, bias: FloatBuffer?, out: FloatBuffer, batch: Int, plane: Int
+) throws(ModelError) -> [PlannedValue] {
+    let (filters, channels) = (weights.shape[0], weights.shape[1])
+    let scratch = ctx.planner.scratch
+    scratch.reserve(equivd_pointwise_scratch(channels, plane))
+    let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
+    let epilogue = Epilogue()
+    ctx.kernel {
+        for n in 0..<batch {
+            let output = py + n * filters * plane
+            equivd_pointwise(pw, px + n * channels * plane, output, filters, channels, plane, scratch.pointer!)
+            for m in 0..<filters { epilogue.apply(output + m * plane, count: plane, bias: pb?[m] ?? 0) }
+        }
+    }
+    ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)
+    return [.buffer(out)]
+}
+
+/// Depthwise Conv (group = channels, one filter each) by CDirectConv's depthwise kernel: any
+/// kernel, stride, dilation and padding, no unfolding.
+private func planDepthwiseConv(
+    _ ctx: NodeContext, x: FloatBuffer, weights: FloatBuffer, bias: FloatBuffer?, out: FloatBuffer, _ w: Window2D, batch: Int,
+    channels: Int
+) -> [PlannedValue] {
+    let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
+    let plane = w.outputPlane
+    let epilogue = Epilogue()
+    ctx.kernel {
+        for n in 0..<batch {
+            var job = equivd_depthwise_job(
+                input: px + n * channels * w.inputPlane, channels: channels, input_height: w.inputHeight,
+                input_width: w.inputWidth, weights: pw, kernel_height: w.kernelHeight, kernel_width: w.kernelWidth,
+                stride_y: w.strideY, stride_x: w.strideX, dilation_y: w.dilationY, dilation_x: w.dilationX,
+                pad_top: w.padTop, pad_left: w.padLeft, output: py + n * channels * plane, output_height: w.outputHeight,
+                output_width: w.outputWidth)
+            equivd_depthwise(&job)
+            for c in 0..<channels { epilogue.apply(job.output + c * plane, count: plane, bias: pb?[c] ?? 0) }
         }
     }
     ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)

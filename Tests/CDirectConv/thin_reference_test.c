@@ -1,0 +1,118 @@
+/*
+ * The pointwise and depthwise kernels (Sources/CDirectConv/thin.c) against nested-loop
+ * references, natively with each ISA (EQUIVD_CONV_ISA) and under qemu-aarch64 (`make conv-c-test`).
+ * Pointwise shapes cover channel counts that are and are not whole vectors, filter counts that do
+ * not fill a block of 4 and position counts that do not fill a block of 4; depthwise shapes cover
+ * strides 1 and 2, asymmetric padding, dilation and non-square kernels.
+ *
+ *   cc -O2 -I Sources/CDirectConv/include Sources/CDirectConv/conv.c Sources/CDirectConv/thin.c \
+ *      Tests/CDirectConv/thin_reference_test.c -lpthread -lm
+ */
+#include "CDirectConv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static float uniform(unsigned *state) {
+    *state = *state * 1664525u + 1013904223u;
+    return (float)(*state >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
+}
+
+static float *random_floats(size_t n, unsigned *state) {
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = uniform(state);
+    return x;
+}
+
+/* Largest error relative to the sum of |terms| of equivd_pointwise on one shape. */
+static double pointwise(size_t filters, size_t channels, size_t positions, unsigned seed) {
+    float *w = random_floats(filters * channels, &seed), *x = random_floats(channels * positions, &seed);
+    float *y = malloc(filters * positions * sizeof *y);
+    float *scratch = malloc(equivd_pointwise_scratch(channels, positions) * sizeof *scratch);
+    for (size_t i = 0; i < filters * positions; i++) y[i] = NAN;  /* every output must be written */
+    equivd_pointwise(w, x, y, filters, channels, positions, scratch);
+    double worst = 0;
+    for (size_t f = 0; f < filters; f++)
+        for (size_t p = 0; p < positions; p++) {
+            double sum = 0, magnitude = 0;
+            for (size_t c = 0; c < channels; c++) {
+                double term = (double)w[f * channels + c] * x[c * positions + p];
+                sum += term, magnitude += fabs(term);
+            }
+            double got = y[f * positions + p], error = isnan(got) ? INFINITY : fabs(got - sum) / (magnitude + 1e-30);
+            if (error > worst) worst = error;
+        }
+    free(w), free(x), free(y), free(scratch);
+    return worst;
+}
+
+typedef struct {
+    size_t channels, height, width, kh, kw, stride, dilation, pad_top, pad_left, pad_bottom, pad_right;
+} depthwise_shape;
+
+static double depthwise(depthwise_shape s, unsigned seed) {
+    size_t oh = (s.height + s.pad_top + s.pad_bottom - (s.kh - 1) * s.dilation - 1) / s.stride + 1;
+    size_t ow = (s.width + s.pad_left + s.pad_right - (s.kw - 1) * s.dilation - 1) / s.stride + 1;
+    float *x = random_floats(s.channels * s.height * s.width, &seed), *w = random_floats(s.channels * s.kh * s.kw, &seed);
+    float *y = malloc(s.channels * oh * ow * sizeof *y);
+    for (size_t i = 0; i < s.channels * oh * ow; i++) y[i] = NAN;
+    equivd_depthwise_job job = {
+        .input = x, .channels = s.channels, .input_height = s.height, .input_width = s.width, .weights = w,
+        .kernel_height = s.kh, .kernel_width = s.kw, .stride_y = s.stride, .stride_x = s.stride,
+        .dilation_y = s.dilation, .dilation_x = s.dilation, .pad_top = s.pad_top, .pad_left = s.pad_left,
+        .output = y, .output_height = oh, .output_width = ow};
+    equivd_depthwise(&job);
+    double worst = 0;
+    for (size_t c = 0; c < s.channels; c++)
+        for (size_t oy = 0; oy < oh; oy++)
+            for (size_t ox = 0; ox < ow; ox++) {
+                double sum = 0, magnitude = 0;
+                for (size_t ky = 0; ky < s.kh; ky++)
+                    for (size_t kx = 0; kx < s.kw; kx++) {
+                        long iy = (long)(oy * s.stride + ky * s.dilation) - (long)s.pad_top;
+                        long ix = (long)(ox * s.stride + kx * s.dilation) - (long)s.pad_left;
+                        if (iy < 0 || ix < 0 || iy >= (long)s.height || ix >= (long)s.width) continue;
+                        double term = (double)w[(c * s.kh + ky) * s.kw + kx] * x[(c * s.height + iy) * s.width + ix];
+                        sum += term, magnitude += fabs(term);
+                    }
+                double got = y[(c * oh + oy) * ow + ox];
+                double error = isnan(got) ? INFINITY : fabs(got - sum) / (magnitude + 1e-30);
+                if (error > worst) worst = error;
+            }
+    free(x), free(w), free(y);
+    return worst;
+}
+
+int main(void) {
+    const size_t pointwise_shapes[][3] = {
+        {1, 1, 1}, {4, 16, 4}, {5, 17, 7}, {8, 3, 2}, {64, 32, 96}, {1024, 1024, 6}, {7, 1000, 13}, {3, 64, 1},
+    };
+    const depthwise_shape depthwise_shapes[] = {
+        {3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1},      /* MobileNet's 3x3, same padding */
+        {4, 9, 7, 3, 3, 2, 1, 0, 0, 1, 1},      /* stride 2 with TensorFlow's bottom/right padding */
+        {2, 10, 11, 3, 3, 2, 1, 1, 1, 1, 1},    /* stride 2, symmetric */
+        {2, 12, 12, 3, 3, 1, 2, 2, 2, 2, 2},    /* dilated */
+        {5, 6, 20, 1, 5, 1, 1, 0, 2, 0, 2},     /* 1x5 */
+        {1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1},      /* one pixel: only the centre tap lands */
+    };
+    const double tolerance = 1e-5;  /* relative to the sum of |terms|: float32 accumulation */
+    int failed = 0, total = 0;
+    for (size_t i = 0; i < sizeof pointwise_shapes / sizeof *pointwise_shapes; i++, total++) {
+        const size_t *s = pointwise_shapes[i];
+        double error = pointwise(s[0], s[1], s[2], 99u + (unsigned)i);
+        failed += error > tolerance;
+        printf("%s %s pointwise %zu filters x %zu channels x %zu positions: max relative error %.2e\n",
+               error <= tolerance ? "ok  " : "FAIL", equivd_conv_isa(), s[0], s[1], s[2], error);
+    }
+    for (size_t i = 0; i < sizeof depthwise_shapes / sizeof *depthwise_shapes; i++, total++) {
+        depthwise_shape s = depthwise_shapes[i];
+        double error = depthwise(s, 7u + (unsigned)i);
+        failed += error > tolerance;
+        printf("%s %s depthwise %zu x %zux%zu, %zux%zu, stride %zu, dilation %zu: max relative error %.2e\n",
+               error <= tolerance ? "ok  " : "FAIL", equivd_conv_isa(), s.channels, s.height, s.width, s.kh, s.kw,
+               s.stride, s.dilation, error);
+    }
+    printf("%d passed, %d failed\n", total - failed, failed);
+    return failed != 0;
+}
