@@ -130,10 +130,14 @@ struct ReplaySummary: Encodable {
     /// Files that could not be read (each named on stderr).
     var failedFiles: Int
     var windows: Int
+    /// Labelled windows that were not idle: the ones accuracy is over.
     var labelledWindows: Int
-    /// Percent of labelled windows whose label is the expected one; nil without labels.
+    /// Labelled windows gated as idle (silence is not classified, here as in training).
+    var idleLabelledWindows: Int
+    /// Percent of labelled windows, idle ones left out, whose label is the expected one; nil
+    /// without labels. An abstained window counts as wrong.
     var accuracy: Double?
-    /// Expected label → decided label (or "(none)") → windows.
+    /// Expected label → decided label (or "(none)" when abstained, "(idle)") → windows.
     var confusion: [String: [String: Int]]
     /// Fallback → share of windows.
     var fallbackRates: [String: Double]
@@ -151,7 +155,7 @@ struct ReplaySummary: Encodable {
             realTimeFactor, msPerWindow)]
         if failedFiles > 0 { lines.append("\(failedFiles) of \(files) files could not be read (named above)") }
         if let accuracy {
-            lines.append(String(format: "accuracy %.1f%% (%d labelled windows)", accuracy, labelledWindows))
+            lines.append(String(format: "accuracy %.1f%% (%d labelled windows, %d more idle)", accuracy, labelledWindows, idleLabelledWindows))
             for (label, row) in confusion.sorted(by: { $0.key < $1.key }) {
                 lines.append("  \(label): " + row.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             }
@@ -189,13 +193,14 @@ final class Progress {
 
 /// Counts over a replay; written only on the pipeline's inference queue, read after it finished.
 private final class ReplayTally: @unchecked Sendable {
-    var windows = 0, calls = 0, correct = 0, labelled = 0
+    var windows = 0, calls = 0, correct = 0, labelled = 0, idleLabelled = 0
     var fallbacks: [Fallback: Int] = [:]
     var confusion: [String: [String: Int]] = [:]
 
     func summary(mode: RecognitionMode, files: Int, failedFiles: Int, audioSeconds: Double, wallSeconds: Double) -> ReplaySummary {
         ReplaySummary(
             mode: mode, files: files, failedFiles: failedFiles, windows: windows, labelledWindows: labelled,
+            idleLabelledWindows: idleLabelled,
             accuracy: labelled > 0 ? 100 * Double(correct) / Double(labelled) : nil, confusion: confusion,
             fallbackRates: Dictionary(uniqueKeysWithValues: fallbacks.map { ($0.key.rawValue, Double($0.value) / Double(max(windows, 1))) }),
             classifierCallsPerWindow: Double(calls) / Double(max(windows, 1)), audioSeconds: audioSeconds,
@@ -207,11 +212,15 @@ private final class ReplayTally: @unchecked Sendable {
         windows += 1
         calls += event.classifierCalls
         fallbacks[event.fallback, default: 0] += 1
-        if let expected {
-            labelled += 1
-            if event.label == expected { correct += 1 }
-            confusion[expected, default: [:]][event.label ?? "(none)", default: 0] += 1
+        guard let expected else { return }
+        if event.fallback == .idle {
+            idleLabelled += 1
+            confusion[expected, default: [:]]["(idle)", default: 0] += 1
+            return
         }
+        labelled += 1
+        if event.label == expected { correct += 1 }
+        confusion[expected, default: [:]][event.label ?? "(none)", default: 0] += 1
     }
 }
 

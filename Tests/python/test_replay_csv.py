@@ -37,7 +37,8 @@ def test_replay_goes_on_past_bad_files_and_exits_65(tmp_path):
     (tmp_path / "labels.csv").write_text(
         f'path,label\n{ROOT / "Samples/gear-nominal.wav"},gear\ntext.wav,gear\nshort.wav,gear\n'
         f'{ROOT / "Samples/bearing-nominal.wav"},bearring\n')
-    run = subprocess.run([EQUIVD, "replay", str(tmp_path / "labels.csv")], capture_output=True, text=True)
+    run = subprocess.run([EQUIVD, "replay", str(tmp_path / "labels.csv"), "--report", str(tmp_path / "r.json")],
+                         capture_output=True, text=True)
     assert run.returncode == 65, run.stderr
     assert "Usage:" not in run.stderr
     assert f"{tmp_path / 'text.wav'}" in run.stderr, "the bad file is named"
@@ -47,3 +48,7 @@ def test_replay_goes_on_past_bad_files_and_exits_65(tmp_path):
     rows = [l for l in run.stdout.splitlines()[1:] if l.strip()]
     assert {l.split()[0] for l in rows} == {"gear-nominal.wav", "short.wav", "bearing-nominal.wav"}, "the files after the bad one still ran"
     assert [l.split()[-1] for l in rows if l.startswith("short.wav")] == ["idle"], "the padded clip gives one (silent) window"
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["idle_labelled_windows"] == 1, "the silent window is left out of accuracy, as training leaves it out"
+    assert report["labelled_windows"] == report["windows"] - 1
+    assert report["confusion"]["gear"]["(idle)"] == 1
