@@ -18,20 +18,29 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 typedef float v4 __attribute__((vector_size(16), aligned(4)));
 
-/* y[m][n] = sum_k w[m][k] * xt[n][k], for rows m0 .. m0 + 3 (all of them exist) and positions
- * n0 .. n0 + 3 (`live` of them exist), K a multiple of the vector width VW. */
+/* y[m][n] = sum_k w[m][k] * xt[n][k] for rows m0 .. m0 + 3 and positions n0 .. n0 + 3 (all of
+ * which exist in w and xt; only `live` positions are stored), K a multiple of the vector width VW.
+ * Fixed trip counts keep the 16 accumulators in registers. */
 #define POINTWISE_BLOCK(NAME, VEC, VW, ATTR)                                                                  \
     ATTR static void NAME(const float *w, const float *xt, float *y, size_t K, size_t N, size_t m0, size_t n0, \
                           size_t live) {                                                                      \
-        VEC acc[4][4] = {{{0}}};                                                                              \
+        const float *a0 = w + m0 * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;                               \
+        const float *b0 = xt + n0 * K, *b1 = b0 + K, *b2 = b1 + K, *b3 = b2 + K;                              \
+        VEC c00 = {0}, c01 = {0}, c02 = {0}, c03 = {0}, c10 = {0}, c11 = {0}, c12 = {0}, c13 = {0};           \
+        VEC c20 = {0}, c21 = {0}, c22 = {0}, c23 = {0}, c30 = {0}, c31 = {0}, c32 = {0}, c33 = {0};           \
         for (size_t k = 0; k < K; k += VW) {                                                                  \
-            VEC a[4], b[4];                                                                                   \
-            for (int i = 0; i < 4; i++) a[i] = *(const VEC *)(w + (m0 + i) * K + k);                          \
-            for (size_t j = 0; j < live; j++) b[j] = *(const VEC *)(xt + (n0 + j) * K + k);                   \
-            for (size_t j = live; j < 4; j++) b[j] = (VEC){0};                                                \
-            for (int i = 0; i < 4; i++)                                                                       \
-                for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];                                         \
+            VEC x0 = *(const VEC *)(b0 + k), x1 = *(const VEC *)(b1 + k);                                     \
+            VEC x2 = *(const VEC *)(b2 + k), x3 = *(const VEC *)(b3 + k);                                     \
+            VEC r = *(const VEC *)(a0 + k);                                                                   \
+            c00 += r * x0, c01 += r * x1, c02 += r * x2, c03 += r * x3;                                       \
+            r = *(const VEC *)(a1 + k);                                                                       \
+            c10 += r * x0, c11 += r * x1, c12 += r * x2, c13 += r * x3;                                       \
+            r = *(const VEC *)(a2 + k);                                                                       \
+            c20 += r * x0, c21 += r * x1, c22 += r * x2, c23 += r * x3;                                       \
+            r = *(const VEC *)(a3 + k);                                                                       \
+            c30 += r * x0, c31 += r * x1, c32 += r * x2, c33 += r * x3;                                       \
         }                                                                                                     \
+        const VEC acc[4][4] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}}; \
         for (int i = 0; i < 4; i++)                                                                           \
             for (size_t j = 0; j < live; j++) {                                                               \
                 float sum = 0;                                                                                \
@@ -62,17 +71,18 @@ static void choose_once(void) {
 size_t equivd_pointwise_scratch(size_t channels, size_t positions) {
     pthread_once(&chosen, choose_once);
     size_t k = (channels + width - 1) / width * width;
-    return k * positions + 4 * k;
+    return k * ((positions + 3) / 4 * 4) + 4 * k;
 }
 
 void equivd_pointwise(const float *weights, const float *input, float *output, size_t filters, size_t channels,
                       size_t positions, float *scratch) {
     pthread_once(&chosen, choose_once);
-    const size_t K = (channels + width - 1) / width * width, N = positions;
-    /* Positions transposed, each padded with zeros to a whole number of vectors. */
-    float *xt = scratch, *rows = scratch + K * N;
-    for (size_t n = 0; n < N; n++) {
-        for (size_t k = 0; k < channels; k++) xt[n * K + k] = input[k * N + n];
+    const size_t K = (channels + width - 1) / width * width, N = positions, N4 = (N + 3) / 4 * 4;
+    /* Positions transposed, each padded with zeros to a whole number of vectors, and zero
+     * positions added up to a whole block of 4. */
+    float *xt = scratch, *rows = scratch + K * N4;
+    for (size_t n = 0; n < N4; n++) {
+        for (size_t k = 0; k < channels; k++) xt[n * K + k] = n < N ? input[k * N + n] : 0;
         for (size_t k = channels; k < K; k++) xt[n * K + k] = 0;
     }
     const int padded = K != channels;
@@ -95,35 +105,64 @@ void equivd_pointwise(const float *weights, const float *input, float *output, s
     }
 }
 
-/* Each channel: y[oy][ox] = sum over ky, kx of w[ky][kx] * x[oy*sy - pt + ky*dy][ox*sx - pl + kx*dx],
- * taps outside the input skipped (zero padding); a tap at a time over whole rows. */
-void equivd_depthwise(const equivd_depthwise_job *job) {
-    const size_t ih = job->input_height, iw = job->input_width, oh = job->output_height, ow = job->output_width;
-    const ptrdiff_t sy = (ptrdiff_t)job->stride_y, sx = (ptrdiff_t)job->stride_x;
-    for (size_t c = 0; c < job->channels; c++) {
-        const float *x = job->input + c * ih * iw;
-        const float *w = job->weights + c * job->kernel_height * job->kernel_width;
-        float *y = job->output + c * oh * ow;
-        for (size_t i = 0; i < oh * ow; i++) y[i] = 0;
-        for (size_t ky = 0; ky < job->kernel_height; ky++)
-            for (size_t kx = 0; kx < job->kernel_width; kx++) {
-                const float weight = w[ky * job->kernel_width + kx];
-                const ptrdiff_t dy = (ptrdiff_t)(ky * job->dilation_y) - (ptrdiff_t)job->pad_top;
-                const ptrdiff_t dx = (ptrdiff_t)(kx * job->dilation_x) - (ptrdiff_t)job->pad_left;
-                /* Output columns whose input column ox*sx + dx lies in [0, iw). */
-                ptrdiff_t x0 = dx >= 0 ? 0 : (-dx + sx - 1) / sx;
-                ptrdiff_t x1 = ((ptrdiff_t)iw - dx + sx - 1) / sx;
-                if (x1 > (ptrdiff_t)ow) x1 = (ptrdiff_t)ow;
-                for (size_t oy = 0; oy < oh; oy++) {
-                    ptrdiff_t iy = (ptrdiff_t)oy * sy + dy;
-                    if (iy < 0 || iy >= (ptrdiff_t)ih) continue;
-                    const float *row = x + iy * (ptrdiff_t)iw + dx;
-                    float *out = y + oy * ow;
-                    if (sx == 1)
-                        for (ptrdiff_t ox = x0; ox < x1; ox++) out[ox] += weight * row[ox];
-                    else
-                        for (ptrdiff_t ox = x0; ox < x1; ox++) out[ox] += weight * row[ox * sx];
-                }
-            }
+/* Depthwise, channels last: y[p][c] = sum over valid taps t of w[t][c] * x[q(p, t)][c], the
+ * channels innermost so that each multiply-add covers VW channels however small the plane. */
+#define DEPTHWISE_NHWC(NAME, VEC, VW, ATTR)                                                                    \
+    ATTR static void NAME(const equivd_depthwise_job *job, const float *xt, const float *wt, float *yt, size_t C) { \
+        const ptrdiff_t ih = (ptrdiff_t)job->input_height, iw = (ptrdiff_t)job->input_width;                   \
+        const size_t kh = job->kernel_height, kw = job->kernel_width;                                          \
+        for (size_t oy = 0; oy < job->output_height; oy++)                                                     \
+            for (size_t ox = 0; ox < job->output_width; ox++) {                                                \
+                float *out = yt + (oy * job->output_width + ox) * C;                                           \
+                for (size_t c = 0; c < C; c += VW) *(VEC *)(out + c) = (VEC){0};                               \
+                for (size_t ky = 0; ky < kh; ky++) {                                                           \
+                    ptrdiff_t iy = (ptrdiff_t)(oy * job->stride_y + ky * job->dilation_y) - (ptrdiff_t)job->pad_top; \
+                    if (iy < 0 || iy >= ih) continue;                                                          \
+                    for (size_t kx = 0; kx < kw; kx++) {                                                       \
+                        ptrdiff_t ix = (ptrdiff_t)(ox * job->stride_x + kx * job->dilation_x) - (ptrdiff_t)job->pad_left; \
+                        if (ix < 0 || ix >= iw) continue;                                                      \
+                        const float *in = xt + (iy * iw + ix) * (ptrdiff_t)C, *w = wt + (ky * kw + kx) * C;    \
+                        for (size_t c = 0; c < C; c += VW)                                                     \
+                            *(VEC *)(out + c) += *(const VEC *)(w + c) * *(const VEC *)(in + c);               \
+                    }                                                                                          \
+                }                                                                                              \
+            }                                                                                                  \
     }
+
+#if defined(__x86_64__) || defined(__i386__)
+DEPTHWISE_NHWC(depthwise_avx512, v16, 16, __attribute__((target("avx512f"))))
+DEPTHWISE_NHWC(depthwise_avx2, v8, 8, __attribute__((target("avx2,fma"))))
+#endif
+DEPTHWISE_NHWC(depthwise_v4, v4, 4, )
+
+static size_t padded_channels(size_t channels) {
+    pthread_once(&chosen, choose_once);
+    return (channels + width - 1) / width * width;
+}
+
+size_t equivd_depthwise_scratch(const equivd_depthwise_job *job) {
+    size_t taps = job->kernel_height * job->kernel_width;
+    size_t planes = job->input_height * job->input_width + job->output_height * job->output_width + taps;
+    return padded_channels(job->channels) * planes;
+}
+
+/* Transposed to channels last (channels padded with zeros to whole vectors), computed there, and
+ * transposed back. */
+void equivd_depthwise(const equivd_depthwise_job *job, float *scratch) {
+    const size_t C = padded_channels(job->channels), channels = job->channels;
+    const size_t in_plane = job->input_height * job->input_width, out_plane = job->output_height * job->output_width;
+    const size_t taps = job->kernel_height * job->kernel_width;
+    float *xt = scratch, *yt = xt + in_plane * C, *wt = yt + out_plane * C;
+    for (size_t p = 0; p < in_plane; p++)
+        for (size_t c = 0; c < C; c++) xt[p * C + c] = c < channels ? job->input[c * in_plane + p] : 0;
+    for (size_t t = 0; t < taps; t++)
+        for (size_t c = 0; c < C; c++) wt[t * C + c] = c < channels ? job->weights[c * taps + t] : 0;
+#if defined(__x86_64__) || defined(__i386__)
+    if (width == 16) depthwise_avx512(job, xt, wt, yt, C);
+    else if (width == 8) depthwise_avx2(job, xt, wt, yt, C);
+    else
+#endif
+        depthwise_v4(job, xt, wt, yt, C);
+    for (size_t c = 0; c < channels; c++)
+        for (size_t p = 0; p < out_plane; p++) job->output[c * out_plane + p] = yt[p * C + c];
 }

@@ -62,7 +62,9 @@ static double depthwise(depthwise_shape s, unsigned seed) {
         .kernel_height = s.kh, .kernel_width = s.kw, .stride_y = s.stride, .stride_x = s.stride,
         .dilation_y = s.dilation, .dilation_x = s.dilation, .pad_top = s.pad_top, .pad_left = s.pad_left,
         .output = y, .output_height = oh, .output_width = ow};
-    equivd_depthwise(&job);
+    float *scratch = malloc(equivd_depthwise_scratch(&job) * sizeof *scratch);
+    equivd_depthwise(&job, scratch);
+    free(scratch);
     double worst = 0;
     for (size_t c = 0; c < s.channels; c++)
         for (size_t oy = 0; oy < oh; oy++)

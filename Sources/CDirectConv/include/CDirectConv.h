@@ -78,6 +78,8 @@ typedef struct {
     size_t output_height, output_width;
 } equivd_depthwise_job;
 
-void equivd_depthwise(const equivd_depthwise_job *job);
+/* Floats of scratch equivd_depthwise needs for `job`. */
+size_t equivd_depthwise_scratch(const equivd_depthwise_job *job);
+void equivd_depthwise(const equivd_depthwise_job *job, float *scratch);
 
 #endif

@@ -205,8 +205,8 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
 }
 
 /// Up to this many output positions a 1×1 Conv runs CDirectConv's pointwise kernel rather than
-/// sgemm (YAMNet's layers 5–14 have 96 positions or fewer, docs/benchmarks.md).
-let pointwiseMaximumPositions = 96
+/// sgemm: below that sgemm spends its time packing (docs/benchmarks.md; YAMNet layers 7–14).
+let pointwiseMaximumPositions = 32
 
 /// 1×1 Conv over few positions by CDirectConv's pointwise kernel, one image at a time.
 private func planPointwiseConv(
@@ -236,16 +236,22 @@ private func planDepthwiseConv(
 ) -> [PlannedValue] {
     let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
     let plane = w.outputPlane
+    func job(_ n: Int) -> equivd_depthwise_job {
+        equivd_depthwise_job(
+            input: px + n * channels * w.inputPlane, channels: channels, input_height: w.inputHeight,
+            input_width: w.inputWidth, weights: pw, kernel_height: w.kernelHeight, kernel_width: w.kernelWidth,
+            stride_y: w.strideY, stride_x: w.strideX, dilation_y: w.dilationY, dilation_x: w.dilationX,
+            pad_top: w.padTop, pad_left: w.padLeft, output: py + n * channels * plane, output_height: w.outputHeight,
+            output_width: w.outputWidth)
+    }
+    var first = job(0)
+    let scratch = ctx.planner.scratch
+    scratch.reserve(equivd_depthwise_scratch(&first))
     let epilogue = Epilogue()
     ctx.kernel {
         for n in 0..<batch {
-            var job = equivd_depthwise_job(
-                input: px + n * channels * w.inputPlane, channels: channels, input_height: w.inputHeight,
-                input_width: w.inputWidth, weights: pw, kernel_height: w.kernelHeight, kernel_width: w.kernelWidth,
-                stride_y: w.strideY, stride_x: w.strideX, dilation_y: w.dilationY, dilation_x: w.dilationX,
-                pad_top: w.padTop, pad_left: w.padLeft, output: py + n * channels * plane, output_height: w.outputHeight,
-                output_width: w.outputWidth)
-            equivd_depthwise(&job)
+            var job = job(n)
+            equivd_depthwise(&job, scratch.pointer!)
             for c in 0..<channels { epilogue.apply(job.output + c * plane, count: plane, bias: pb?[c] ?? 0) }
         }
     }
