@@ -39,8 +39,8 @@ python-test:
 # The convolution kernels in C alone against nested-loop references (Tests/CDirectConv): natively
 # with each kernel (EQUIVD_CONV_ISA; one the CPU lacks falls back to the widest it has), then
 # cross-compiled for aarch64 and run under qemu-user, NEON and portable.
-CONV_SOURCES := Sources/CDirectConv/conv.c Sources/CDirectConv/thin.c
-CONV_TESTS := conv_reference_test thin_reference_test
+CONV_SOURCES := Sources/CDirectConv/conv.c Sources/CDirectConv/thin.c Sources/CDirectConv/sinc.c
+CONV_TESTS := conv_reference_test thin_reference_test sinc_reference_test
 conv-c-test:
 	mkdir -p .build/conv-c-test
 	for t in $(CONV_TESTS); do \

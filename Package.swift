@@ -38,7 +38,7 @@ let package = Package(
         // library products as a remote dependency would need it gone.
         .target(name: "CDirectConv", cSettings: [.unsafeFlags(["-O2"])]),
 
-        .target(name: "EquivDSP", dependencies: ["CFFTW", "CSampleRate"]),
+        .target(name: "EquivDSP", dependencies: ["CFFTW", "CSampleRate", "CDirectConv"]),
         .target(name: "EquivAudio", dependencies: ["CALSA", "CSndFile", "EquivDSP"]),
         .target(
             name: "EquivModel",

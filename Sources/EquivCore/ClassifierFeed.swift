@@ -7,10 +7,9 @@ import Foundation
 /// - `equivd_spectrogram`: the window moved down by k bins (vacated bins repeat the edge bin).
 /// - `log_mel`, `waveform`: the window's audio resampled by 2^(k/(12·B)) output samples per input
 ///   sample (so a machine that ran k bins high is slowed back to nominal; times the model's rate
-///   over equivd's), then the model's own features. The audio is taken centred on the window's
+///   over equivd's) with `SincResampler`, then the model's own features. The audio is taken centred on the window's
 ///   centre; where that would reach past the window's last sample it is moved back, and what the
-///   pipeline did not have (before the stream began, or across a gap) is silence. Output the
-///   input cannot reach (never, with the span `audioSamplesNeeded` keeps) would be silence too.
+///   pipeline did not have (before the stream began, or across a gap) is silence.
 ///
 /// Every buffer and converter is made in `init`; `fill` allocates nothing.
 final class ClassifierFeed {
@@ -18,11 +17,11 @@ final class ClassifierFeed {
     let audioSamplesNeeded: Int
     private let input: ClassifierInput
     private let bins: Int, frames: Int, windowSpan: Int, range: Int
-    private let resamplers: [Resampler]  // index k + range
-    /// Input samples each shift's output needs; the converter reads `margin` more past them, so
-    /// that its filter is not cut short at the last output sample.
+    private let resamplers: [SincResampler]  // index k + range
+    /// Input samples each shift's output spans; the resampler reads its half-width more on each
+    /// side (`margin`, the widest's).
     private let inputReach: [Int]  // index k + range
-    private static let margin = 2
+    private let margin: Int
     private let logMel: LogMelSpectrogram?
     private let audio: UnsafeMutableBufferPointer<Float>  // the window's audio, aligned at its end
     private let resampled: UnsafeMutableBufferPointer<Float>
@@ -33,7 +32,7 @@ final class ClassifierFeed {
         let (modelRate, outputSamples): (Int, Int)
         switch input {
         case .equivdSpectrogram:
-            (resamplers, inputReach, logMel, audioSamplesNeeded) = ([], [], nil, 0)
+            (resamplers, inputReach, logMel, audioSamplesNeeded, margin) = ([], [], nil, 0, 0)
             audio = .allocate(capacity: 0)
             resampled = .allocate(capacity: 0)
             return
@@ -48,21 +47,23 @@ final class ClassifierFeed {
             logMel = nil
             (modelRate, outputSamples) = (rate, samples)
         }
-        var resamplers: [Resampler] = [], reach: [Int] = []
+        var ratios: [Double] = [], reach: [Int] = []
         for k in -rangeBins...rangeBins {
             let ratio = pow(2, Double(k) / Double(12 * p.binsPerSemitone)) * Double(modelRate) / Double(p.sampleRate)
-            do {
-                resamplers.append(try Resampler(ratio: ratio, quality: .fastest))
-            } catch {
-                throw .init(name: "models.classifier.input.sample_rate", reason: "shift \(k): \(error)")
+            guard ratio >= 0.125 && ratio <= 8 else {
+                throw .init(name: "models.classifier.input.sample_rate", reason: "shift \(k) bins needs a resampling ratio of \(ratio), outside 1/8...8")
             }
+            ratios.append(ratio)
             reach.append(Int((Double(outputSamples) / ratio).rounded(.up)))
         }
+        let widest = ratios.map { SincResampler.halfWidth(ratio: $0) }.max()! + 1
+        let resamplers = zip(ratios, reach).map { SincResampler(ratio: $0, maximumInput: $1 + 2 * widest) }
+        margin = widest
         self.resamplers = resamplers
         inputReach = reach
-        // Centred: reach/2 before the window's centre, the rest (and the converter's margin) after.
+        // Centred: reach/2 before the window's centre, the rest after, and the margin on both sides.
         let half = p.windowSpanSamples / 2
-        audioSamplesNeeded = reach.map { max($0 + Self.margin, half + $0 - $0 / 2 + Self.margin) }.max()!
+        audioSamplesNeeded = reach.map { max($0 + 2 * widest, half + $0 - $0 / 2 + widest) }.max()!
         audio = .allocate(capacity: audioSamplesNeeded)
         audio.initialize(repeating: 0)
         resampled = .allocate(capacity: outputSamples)
@@ -103,10 +104,8 @@ final class ClassifierFeed {
         if kept > 0 { (audio.baseAddress! + head).update(from: windowAudio.baseAddress! + windowAudio.count - kept, count: kept) }
         let reach = inputReach[k + range]
         let centre = audioSamplesNeeded - windowSpan / 2
-        let start = min(centre - reach / 2, audioSamplesNeeded - reach - Self.margin)
-        let source = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(audio)[start..<(start + reach + Self.margin)])
-        // libsamplerate fails only on arguments `init` has already checked.
-        let produced = (try? resamplers[k + range].convert(source, into: out)) ?? 0
-        if produced < out.count { (out.baseAddress! + produced).update(repeating: 0, count: out.count - produced) }
+        let start = min(centre - reach / 2, audioSamplesNeeded - reach - margin)
+        let source = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(audio)[(start - margin)..<(start + reach + margin)])
+        resamplers[k + range].convert(source, from: margin, into: out)
     }
 }

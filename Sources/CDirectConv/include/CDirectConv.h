@@ -82,4 +82,19 @@ typedef struct {
 size_t equivd_depthwise_scratch(const equivd_depthwise_job *job);
 void equivd_depthwise(const equivd_depthwise_job *job, float *scratch);
 
+/*
+ * One block resampled by `ratio` output samples per input sample with a Kaiser-windowed sinc
+ * (sinc.c): output n is the band-limited input at position start + n / ratio (inputs outside the
+ * block read as zero), the cutoff 0.9 of the lower Nyquist frequency. `table` holds
+ * equivd_sinc_table_count(ratio) floats filled once by equivd_sinc_table; `scratch` holds
+ * equivd_sinc_scratch(ratio, input_count).
+ */
+size_t equivd_sinc_taps(double ratio);
+size_t equivd_sinc_table_count(double ratio);
+void equivd_sinc_table(double ratio, float *table);
+size_t equivd_sinc_scratch(double ratio, size_t input_count);
+size_t equivd_sinc_half_width(double ratio);
+void equivd_sinc_resample(double ratio, const float *table, const float *input, size_t input_count, double start,
+                          float *output, size_t output_count, float *scratch);
+
 #endif
