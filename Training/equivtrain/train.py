@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import bundle, datasets, report, synth
+from . import bundle, datasets, progress, report, synth
 from .models import SHIFT_RANGE, Canonicalizer, Classifier, classifier_from_onnx, translate
 
 
@@ -91,6 +91,171 @@ def train_canonicalizer(train, val, classifier=None, prior=True, epochs=12, seed
         log(f"canonicalizer ({'prior' if prior else 'task loss'}) epoch {epoch + 1}/{epochs}: loss {loss.item():.3f} "
             f"({time.time() - started:.0f} s)")
     return model.eval()
+
+
+# byod's training length: optimizer steps of BATCH windows, scaled to the data, with early stopping
+# (`train_classifier_steps`, `train_canonicalizer_steps`). The default bundle's recipes above
+# (`train_classifier`, `train_canonicalizer`, used by `train_models`) keep their epochs, so that
+# `make models` still makes the same bundle.
+BATCH = 64
+
+
+def default_steps(windows, epochs, floor, cap=30000, batch=BATCH):
+    """`epochs` passes over `windows` training windows in optimizer steps, at least `floor` and
+    at most `cap`."""
+    return int(min(cap, max(floor, epochs * -(-int(windows) // batch))))
+
+
+def _endless_batches(n, size, rng):
+    if n == 0:
+        raise ValueError("no training windows")
+    while True:
+        yield from _batches(n, size, rng)
+
+
+def shift_accuracy(model, X, j, batch=256, translated=True):
+    """The share of windows X translated by j (or, `translated=False`, already shifted by j)
+    whose top-1 shift is j exactly, and within one bin."""
+    model.eval()
+    found = []
+    with torch.no_grad():
+        for start in range(0, len(X), batch):
+            shifted = torch.from_numpy(X[start:start + batch])
+            if translated:
+                shifted = translate(shifted, torch.from_numpy(j[start:start + batch]))
+            found.append(model(shifted).argmax(1).numpy() - SHIFT_RANGE)
+    error = np.abs(np.concatenate(found) - j)
+    return float(np.mean(error == 0)), float(np.mean(error <= 1))
+
+
+def _early_stopping(label, model, step, steps, evaluate, eval_every, patience, log, show_progress):
+    """Runs `step()` up to `steps` times; every `eval_every` steps (and at the last) `evaluate()`
+    gives a score; the best state is kept and training stops after `patience` evaluations without
+    improvement. Returns the best score, the step it came at, and the steps run."""
+    bar = progress.Progress(label, steps, "steps") if show_progress else None
+    best, best_step, best_state, waited, done = -1.0, 0, None, 0, 0
+    started = time.time()
+    for done in range(1, steps + 1):
+        loss = step()
+        if done % eval_every == 0 or done == steps:
+            score = evaluate()
+            model.train()
+            if score > best:
+                best, best_step, waited = score, done, 0
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            else:
+                waited += 1
+            note = f"loss {loss:.3f}, {score:.3f} (best {best:.3f} at step {best_step})"
+            if bar is not None:
+                bar.update(0, note)
+            if waited >= patience:
+                break
+        if bar is not None:
+            bar.update(1)
+    stopped = done < steps
+    summary = (f"{label}: best {best:.3f} at step {best_step} of {done}"
+               f"{' (stopped early: no improvement in ' + str(patience) + ' evaluations)' if stopped else ''}"
+               f", {time.time() - started:.0f} s")
+    if bar is not None:
+        bar.close()
+    log(summary)
+    model.load_state_dict(best_state)
+    return {"best": best, "best_step": best_step, "steps_run": done, "stopped_early": stopped}
+
+
+def _check_splits(train, val):
+    for name, split in (("training", train), ("validation", val)):
+        if len(split["X"]) == 0:
+            raise ValueError(f"the {name} split has no windows")
+
+
+def _subset(n, limit, rng):
+    return np.sort(rng.permutation(n)[:limit]) if n > limit else np.arange(n)
+
+
+def train_classifier_steps(train, val, classes, steps, eval_every=100, patience=10, seed=0, eval_windows=2000,
+                           log=print, show_progress=True):
+    """`train_classifier` counted in optimizer steps: the one-cycle schedule over `steps`, the
+    validation accuracy (on at most `eval_windows` validation windows, a fixed subset) every
+    `eval_every` steps, the best state kept, stopping after `patience` evaluations without
+    improvement. Returns the model and the figures of the run."""
+    _check_splits(train, val)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    X, y = train["X"], train["y"]
+    model = Classifier(len(classes), mean=float(X.mean()), std=float(X.std()))
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    batches = _endless_batches(len(X), BATCH, rng)
+    pick = _subset(len(val["X"]), eval_windows, np.random.default_rng(seed + 1))
+    Xv, yv = val["X"][pick], val["y"][pick]
+    model.train()
+
+    def step():
+        idx = next(batches)
+        xb = torch.from_numpy(X[idx]) + torch.empty(len(idx), 1, 1, 1).uniform_(-1.0, 1.0)  # level invariance
+        loss = nn.functional.cross_entropy(model(xb), torch.from_numpy(y[idx]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        schedule.step()
+        return loss.item()
+
+    figures = _early_stopping("classifier (validation accuracy)", model, step, steps, lambda: float(accuracy(model, Xv, yv)),
+                              eval_every, patience, log, show_progress)
+    return model.eval(), figures
+
+
+def train_canonicalizer_steps(train, val, steps, eval_every=100, patience=10, seed=0, eval_windows=2000,
+                              log=print, show_progress=True, resampled=None, resampled_val=None):
+    """`train_canonicalizer` with the prior, counted in optimizer steps: every `eval_every` steps
+    the exact shift accuracy on at most `eval_windows` held-out windows, the best state kept,
+    stopping after `patience` evaluations without improvement. No labels used.
+
+    `resampled` ({"X", "j"}): windows of the training recordings themselves resampled by j bins,
+    the exact group action (`byod.resampled_copies`). Half of each batch is drawn from them: a
+    translation moves only the spectrum, a resampled recording also runs faster or slower (a
+    note decays sooner, a rotation's beat quickens), which is what a canonicalizer of real
+    recordings can read. With `resampled_val`, held-out recordings resampled the same way are
+    what early stopping scores; otherwise held-out windows translated by fixed random shifts.
+    Returns the model and the figures of the run."""
+    _check_splits(train, val)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    X = train["X"]
+    model = Canonicalizer(mean=float(X.mean()), std=float(X.std()))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    batches = _endless_batches(len(X), BATCH if resampled is None else BATCH // 2, rng)
+    if resampled is not None:
+        resampled_batches = _endless_batches(len(resampled["X"]), BATCH - BATCH // 2, rng)
+    held_out = np.random.default_rng(seed + 1)
+    if resampled_val is not None:
+        pick = _subset(len(resampled_val["X"]), eval_windows, held_out)
+        Xv, jv, translated = resampled_val["X"][pick], resampled_val["j"][pick], False
+    else:
+        Xv = val["X"][_subset(len(val["X"]), eval_windows, held_out)]
+        jv, translated = held_out.integers(-SHIFT_RANGE, SHIFT_RANGE + 1, len(Xv)), True
+    model.train()
+
+    def step():
+        idx = next(batches)
+        xb = torch.from_numpy(X[idx])
+        j = torch.from_numpy(rng.integers(-SHIFT_RANGE, SHIFT_RANGE + 1, len(idx)))
+        xb = with_stationary_copy(translate(xb, j), xb, rng)
+        if resampled is not None:
+            more = next(resampled_batches)
+            xb = torch.cat([xb, torch.from_numpy(resampled["X"][more])])
+            j = torch.cat([j, torch.from_numpy(resampled["j"][more])])
+        loss = nn.functional.cross_entropy(model(xb), j + SHIFT_RANGE)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    figures = _early_stopping("canonicalizer (shift accuracy)", model, step, steps,
+                              lambda: shift_accuracy(model, Xv, jv, translated=translated)[0],
+                              eval_every, patience, log, show_progress)
+    return model.eval(), figures
 
 
 def with_stationary_copy(shifted, original, rng, share=0.5, level_db=(-20.0, -6.0)):
