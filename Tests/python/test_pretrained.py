@@ -155,3 +155,50 @@ def test_resampling_undoes_a_resample_shift(yamnet, tmp_path, semitones):
     left = np.abs(patches("shifted", 0) - nominal)[:, bands].mean()
     assert undone < 0.1, f"resampled back, the patch is within {undone:.3f} of nominal in the log"
     assert left > 5 * undone, f"without resampling it is {left:.3f} away"
+
+
+def test_a_log_mel_bundle_serves_live_as_replay_decides(yamnet, tmp_path):
+    # `equivd run` on a file played at twice real time, with YAMNet behind the canonicalizer
+    # (mode vanilla: shift 0, so the window's own audio): each window's p is YAMNet's (onnxruntime)
+    # on the patch `equivd features --bundle` computes from the whole file, mapped to the labels —
+    # in replay, and live, where the pipeline hands each window its audio from a bounded history.
+    import json
+    import socket
+    import time
+    from test_service import SEGMENTS, read_wav, write_wav
+    bundle = log_mel_bundle(tmp_path / "bundle", yamnet, LOG_MEL["yamnet"])
+    write_wav(tmp_path / "input.wav", np.concatenate([read_wav(ROOT / "Samples" / name) for name in SEGMENTS[:3]]))
+    subprocess.run([EQUIVD, "features", str(tmp_path / "input.wav"), "--bundle", str(bundle), "--out", str(tmp_path / "x.npy")],
+                   check=True, capture_output=True)
+    patches = np.load(tmp_path / "x.npy")
+    session = ort.InferenceSession(str(yamnet), providers=["CPUExecutionProvider"])
+    logits = np.concatenate([session.run(None, {"audio": p[None, None]})[0] for p in patches])
+    scores = 1 / (1 + np.exp(-np.stack([logits[:, [0]].max(1), logits[:, [132]].max(1), logits[:, [148, 149]].max(1)], 1)))
+    want = (scores / scores.sum(1, keepdims=True)).max(1)
+
+    replayed = [json.loads(line) for line in subprocess.run(
+        [EQUIVD, "replay", str(tmp_path / "input.wav"), "--bundle", str(bundle), "--json", "--mode", "vanilla"],
+        check=True, capture_output=True, text=True).stdout.splitlines()]
+    assert len(replayed) == len(patches) >= 10
+    np.testing.assert_allclose([r["p"] for r in replayed], want, atol=1e-4)
+
+    sock = tmp_path / "equivd.sock"
+    (tmp_path / "run.toml").write_text(f'[source]\nkind = "file"\nfile = "{tmp_path / "input.wav"}"\nspeed = 2\n'
+                                       f'[model]\nbundle = "{bundle}"\nmode = "vanilla"\n[socket]\npath = "{sock}"\n')
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(tmp_path / "run.toml")], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            assert daemon.poll() is None and time.monotonic() < deadline, daemon.stderr.read() if daemon.poll() is not None else "no socket"
+            time.sleep(0.02)
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(str(sock))
+        events = [json.loads(line) for line in client.makefile().read().splitlines()]  # until the run ends
+        assert daemon.wait(30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    live = [e for e in events if e["type"] == "prediction"]
+    assert len(live) >= len(patches) - 1, "every window after the client connected"
+    for e in live:
+        assert abs(e["p"] - want[e["seq"]]) < 1e-4, f"window {e['seq']}"
