@@ -81,7 +81,8 @@ real-table: deps-torch build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/yamnet-instruments \
 	  --classifier data/pretrained/yamnet.onnx --input-spec data/pretrained/yamnet.input.json \
 	  --label-map $(REAL)/yamnet_label_map.json --activation sigmoid
-	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/instruments --train-classifier
+	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/instruments --train-classifier \
+	  --steps 400 --patience 3
 	PYTHONPATH=Training $(PYTHON) -m equivtrain real-table --recordings $(REAL) --equivd $(RELEASE_BIN)/equivd \
 	  --bundle "YAMNet, frozen (AudioSet, 521 outputs mapped to 7 labels)=data/bundles/yamnet-instruments" \
 	  --bundle "equivd-feature classifier trained by byod --train-classifier=data/bundles/instruments"

@@ -15,9 +15,9 @@
 enum { ZERO_CROSSINGS = 16, PHASES = 128 };
 static const double PASSBAND = 0.9, KAISER_BETA = 9.0; /* stopband about -90 dB */
 
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-typedef float v8 __attribute__((vector_size(32), aligned(4)));
-typedef float v4 __attribute__((vector_size(16), aligned(4)));
+typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float v4 __attribute__((vector_size(16), aligned(4), may_alias));
 
 static size_t width(void) {
     const char *isa = equivd_conv_isa();

@@ -12,11 +12,13 @@
  * - depthwise: one filter per channel, as many sgemm calls of M = 1 as channels.
  *
  * Both are written once with GCC vector extensions and compiled for each ISA conv.c picks from
- * (its choice, equivd_conv_isa(), is followed here). */
+ * (its choice, equivd_conv_isa(), is followed here). The vector types may alias float: the
+ * kernels read as vectors what they wrote as floats (without it, clang's type-based alias
+ * analysis reordered those reads in release builds). */
 
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-typedef float v8 __attribute__((vector_size(32), aligned(4)));
-typedef float v4 __attribute__((vector_size(16), aligned(4)));
+typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float v4 __attribute__((vector_size(16), aligned(4), may_alias));
 
 /* y[m][n] = sum_k w[m][k] * xt[n][k] for rows m0 .. m0 + 3 and positions n0 .. n0 + 3 (all of
  * which exist in w and xt; only `live` positions are stored), K a multiple of the vector width VW.
