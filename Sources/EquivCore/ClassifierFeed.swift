@@ -7,9 +7,10 @@ import Foundation
 /// - `equivd_spectrogram`: the window moved down by k bins (vacated bins repeat the edge bin).
 /// - `log_mel`, `waveform`: the window's audio resampled by 2^(k/(12·B)) output samples per input
 ///   sample (so a machine that ran k bins high is slowed back to nominal; times the model's rate
-///   over equivd's) with `SincResampler`, then the model's own features. The audio is taken centred on the window's
-///   centre; where that would reach past the window's last sample it is moved back, and what the
-///   pipeline did not have (before the stream began, or across a gap) is silence.
+///   over equivd's) with `SincResampler`, then the model's own features. The audio is taken
+///   centred on the window's centre; where that would reach past the window's last sample it is
+///   moved back, and what the pipeline did not have (before the stream began, or across a gap)
+///   is silence (docs/architecture.md §8).
 ///
 /// Every buffer and converter is made in `init`; `fill` allocates nothing.
 final class ClassifierFeed {

@@ -47,6 +47,18 @@ public struct BundleManifest: Codable, Sendable {
         /// The classifier's own input and output map; absent for a model made for equivd.
         public let input: ClassifierInput?
         public let output: OutputMap?
+
+        enum CodingKeys: String, CodingKey { case file, sha256, input, output }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            file = try c.decode(String.self, forKey: .file)
+            sha256 = try c.decode(String.self, forKey: .sha256)
+            // Bundles written before 2026-11-30 name the ONNX input and output tensors here as
+            // strings ("x", "logits"): a model made for equivd, so nothing to declare.
+            input = (try? c.decode(String.self, forKey: .input)) != nil ? nil : try c.decodeIfPresent(ClassifierInput.self, forKey: .input)
+            output = (try? c.decode(String.self, forKey: .output)) != nil ? nil : try c.decodeIfPresent(OutputMap.self, forKey: .output)
+        }
     }
 
     public struct Thresholds: Codable, Sendable {

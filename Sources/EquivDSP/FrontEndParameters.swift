@@ -42,9 +42,6 @@ public struct FrontEndParameters: Sendable, Equatable, Codable {
 
     /// Checks that the parameters describe a front end that can run, naming the first bad field.
     public func validate() throws(FrontEndError) {
-        func require(_ ok: Bool, _ field: String, _ why: String) throws(FrontEndError) {
-            if !ok { throw .invalidParameter(field: field, reason: why) }
-        }
         try require(sampleRate >= 1000, "sample_rate", "must be at least 1000 Hz, got \(sampleRate)")
         try require(fftSize >= 64 && fftSize % 2 == 0, "fft_size", "must be even and at least 64, got \(fftSize)")
         try require(hopLength >= 1 && hopLength <= fftSize, "hop_length", "must be in 1...fft_size, got \(hopLength)")
@@ -72,6 +69,11 @@ public struct FrontEndParameters: Sendable, Equatable, Codable {
         case windowStepFrames = "window_step_frames"
         case logFloor = "log_floor"
     }
+}
+
+/// Throws `.invalidParameter` naming `field` unless `ok`: the checks of `validate()`.
+func require(_ ok: Bool, _ field: String, _ why: @autoclosure () -> String) throws(FrontEndError) {
+    if !ok { throw .invalidParameter(field: field, reason: why()) }
 }
 
 public enum FrontEndError: Error, Equatable, CustomStringConvertible {

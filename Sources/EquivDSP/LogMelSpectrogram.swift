@@ -51,9 +51,6 @@ public struct LogMelParameters: Sendable, Equatable, Codable {
 
     /// Checks that the parameters can run, naming the first bad field.
     public func validate() throws(FrontEndError) {
-        func require(_ ok: Bool, _ field: String, _ why: String) throws(FrontEndError) {
-            if !ok { throw .invalidParameter(field: field, reason: why) }
-        }
         try require(sampleRate >= 1000, "sample_rate", "must be at least 1000 Hz, got \(sampleRate)")
         try require(nFFT >= 16 && nFFT % 2 == 0, "n_fft", "must be even and at least 16, got \(nFFT)")
         try require(winLength >= 2 && winLength <= nFFT, "win_length", "must be in 2...n_fft, got \(winLength)")
