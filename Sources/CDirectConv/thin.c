@@ -13,8 +13,7 @@
  *
  * Both are written once with GCC vector extensions and compiled for each ISA conv.c picks from
  * (its choice, equivd_conv_isa(), is followed here). The vector types may alias float: the
- * kernels read as vectors what they wrote as floats (without it, clang's type-based alias
- * analysis reordered those reads in release builds). */
+ * kernels read as vectors what they wrote as floats. */
 
 typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
