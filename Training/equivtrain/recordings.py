@@ -8,12 +8,14 @@ picks the velocities; sox runs without dither).
   PYTHONPATH=Training .venv/bin/python -m equivtrain.recordings --out data/recordings --seed 0
   ... --baseline          # also YAMNet's accuracy on every set (data/pretrained/yamnet.onnx)
 
-Split (instruments/): train = TimGM6mb.sf2, 19 programs, 9 notes (every 3 semitones over two
-octaves around each program's centre) x 2 velocities = 342 clips of 3 s (note held 2.5 s); test
-= FluidR3_GM.sf2, the 15 *other* programs, the 8 notes in between (offsets -10, -7, ... +11) x 2
-velocities = 240 clips of 4 s (note held 3.5 s, so +12 semitones still leaves 2 s). Test differs
-from train in soundfont (other samples, other makers), program and pitch: no recording,
-instrument patch or note of the test set is heard in training. Clips are peak-normalised to 0.5
+Split (instruments/): train = TimGM6mb.sf2, 19 programs, 25 notes (every semitone over two
+octaves around each program's centre) x 2 velocities = 950 clips of 3 s (note held 2.5 s); test
+= FluidR3_GM.sf2, the 15 *other* programs, 8 notes (offsets -10, -7, ... +11) x 2 velocities =
+240 clips of 4 s (note held 3.5 s, so +12 semitones still leaves 2 s). Test differs from train in
+soundfont (other samples, other makers) and program: no recording or instrument patch of the
+test set is heard in training. Training notes cover every semitone: on a sparser grid (every 3
+semitones, the first version) the canonicalizer learns the grid as the canonical pose
+(docs/results.md, "Real recordings"). Clips are peak-normalised to 0.5
 (YAMNet's log-mel is not level-invariant). Seven families, each with YAMNet classes of its own;
 reeds (saxophone, clarinet: 22 % for YAMNet on the test set) were swapped for mallet percussion.
 
@@ -46,7 +48,7 @@ RATE = 16000
 SF2 = pathlib.Path("/usr/share/sounds/sf2")
 TRAIN_FONT, TEST_FONT = "TimGM6mb", "FluidR3_GM"
 SHIFTS = (-12, -9, -6, -3, -2, 2, 3, 6, 9, 12)
-TRAIN_OFFSETS = range(-12, 13, 3)          # semitones from a program's centre note
+TRAIN_OFFSETS = range(-12, 13)             # semitones from a program's centre note: every one
 TEST_OFFSETS = (-10, -7, -4, -1, 2, 5, 8, 11)  # the notes in between: never heard in training
 WINDOW = 1.502                             # seconds an equivd decision reads
 
