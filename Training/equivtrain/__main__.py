@@ -39,8 +39,7 @@ def _byod(a):
     byod.build(a.manifest, a.out, classifier=a.classifier, classes=a.classes.split(",") if a.classes else None,
                train_classifier=a.train_classifier, steps=a.steps, canon_steps=a.canon_steps, eval_every=a.eval_every,
                patience=a.patience, strict=a.strict, seed=a.seed, input_spec=a.input_spec, label_map=a.label_map,
-               activation=a.activation, epochs=a.epochs, canon_epochs=a.canon_epochs,
-               resampled_copies_per_file=a.resampled_copies)
+               activation=a.activation, resampled_copies_per_file=a.resampled_copies)
 
 
 def _real_table(a):
@@ -149,8 +148,6 @@ def main(argv=None):
     b.add_argument("--canon-steps", type=int, help=f"canonicalizer optimizer steps (default: {byod_defaults.CANON_EPOCHS} "
                    f"passes over the training windows, at least {byod_defaults.CANON_FLOOR}, at most "
                    f"{byod_defaults.STEPS_CAP})")
-    b.add_argument("--epochs", type=int, help="instead of --steps: this many passes over the training windows")
-    b.add_argument("--canon-epochs", type=int, help="instead of --canon-steps: this many passes over the training windows")
     b.add_argument("--eval-every", type=int, default=100, help="steps between evaluations on the validation split "
                    "(classifier: accuracy; canonicalizer: exact shift accuracy); the best is kept")
     b.add_argument("--patience", type=int, default=10, help="stop after this many evaluations without improvement")

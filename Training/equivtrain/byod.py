@@ -100,13 +100,10 @@ def resampled_set(copies, progress_label):
     return {"X": np.concatenate(X)[:, None].astype(np.float32), "j": np.concatenate(j)}
 
 
-def _steps(given, epochs, floor, n_windows, what):
+def _steps(given, floor, n_windows, what):
     from . import train
     if given:
         return int(given), f"{what}: {given} steps (given)"
-    if epochs:
-        steps = int(epochs) * -(-n_windows // train.BATCH)
-        return steps, f"{what}: {steps} steps ({epochs} passes over {n_windows} training windows, given)"
     steps = train.default_steps(n_windows, epochs=CLASSIFIER_EPOCHS if what == "classifier" else CANON_EPOCHS,
                                 floor=floor, cap=STEPS_CAP)
     passes = CLASSIFIER_EPOCHS if what == "classifier" else CANON_EPOCHS
@@ -116,13 +113,12 @@ def _steps(given, epochs, floor, n_windows, what):
 
 def build(manifest, out, classifier=None, classes=None, train_classifier=False, steps=None, canon_steps=None,
           eval_every=100, patience=10, strict=False, seed=0, input_spec=None, label_map=None, activation="softmax",
-          epochs=None, canon_epochs=None, resampled_copies_per_file=RESAMPLED_COPIES):
+          resampled_copies_per_file=RESAMPLED_COPIES):
     """Bring your own data: a canonicalizer (prior only: labels not needed) and, if asked, a
     classifier, from a folder of audio files listed in a manifest CSV (path[,label]); or a
     canonicalizer for your own frozen classifier ONNX (`classifier`), which may have an input of
     its own (`input_spec`, a JSON file) and an output map onto labels (`label_map`). Writes a
-    bundle; returns its bundle.json as a dict. `epochs`/`canon_epochs` (passes over the training
-    windows) are an alternative to `steps`/`canon_steps`."""
+    bundle; returns its bundle.json as a dict."""
     import torch
 
     from . import bundle, train
@@ -228,7 +224,7 @@ def build(manifest, out, classifier=None, classes=None, train_classifier=False, 
     n_train = len(sets["training"]["X"])
     val_accuracy = None
     if train_classifier:
-        n, text = _steps(steps, epochs, CLASSIFIER_FLOOR, n_train, "classifier")
+        n, text = _steps(steps, CLASSIFIER_FLOOR, n_train, "classifier")
         print(text, flush=True)
         classifier, figures = train.train_classifier_steps(sets["training"], val, classes, n, eval_every=eval_every,
                                                            patience=patience, seed=seed)
@@ -240,7 +236,7 @@ def build(manifest, out, classifier=None, classes=None, train_classifier=False, 
         if not own_input:
             raw = bundle.onnx_function(classifier, softmax=False)
             classify = (lambda X: pretrained.combine(raw(X), output, classes))
-    n, text = _steps(canon_steps, canon_epochs, CANON_FLOOR, n_train, "canonicalizer")
+    n, text = _steps(canon_steps, CANON_FLOOR, n_train, "canonicalizer")
     print(text, flush=True)
     resampled = resampled_val = None
     if resampled_copies_per_file:
