@@ -24,7 +24,7 @@ final class ClassifierFeed {
     private let inputReach: [Int]  // index k + range
     private let margin: Int
     private let logMel: LogMelSpectrogram?
-    private let audio: UnsafeMutableBufferPointer<Float>  // the window's audio, aligned at its end
+    private let audio: UnsafeMutableBufferPointer<Float>  // a short window's audio behind silence
     private let resampled: UnsafeMutableBufferPointer<Float>
 
     init(input: ClassifierInput, frontEnd p: FrontEndParameters, rangeBins: Int) throws(BundleError.Field) {
@@ -99,14 +99,21 @@ final class ClassifierFeed {
     }
 
     private func resample(_ windowAudio: UnsafeBufferPointer<Float>, shift k: Int, into out: UnsafeMutableBufferPointer<Float>) {
-        let kept = min(windowAudio.count, audioSamplesNeeded)
-        let head = audioSamplesNeeded - kept
-        audio.baseAddress!.update(repeating: 0, count: head)
-        if kept > 0 { (audio.baseAddress! + head).update(from: windowAudio.baseAddress! + windowAudio.count - kept, count: kept) }
+        // The last `audioSamplesNeeded` samples, read in place; copied behind silence only when
+        // fewer were handed over (after a reload to a model that needs more).
+        let tail: UnsafeBufferPointer<Float>
+        if windowAudio.count >= audioSamplesNeeded {
+            tail = UnsafeBufferPointer(rebasing: windowAudio[(windowAudio.count - audioSamplesNeeded)...])
+        } else {
+            let head = audioSamplesNeeded - windowAudio.count
+            audio.baseAddress!.update(repeating: 0, count: head)
+            if !windowAudio.isEmpty { (audio.baseAddress! + head).update(from: windowAudio.baseAddress!, count: windowAudio.count) }
+            tail = UnsafeBufferPointer(audio)
+        }
         let reach = inputReach[k + range]
         let centre = audioSamplesNeeded - windowSpan / 2
         let start = min(centre - reach / 2, audioSamplesNeeded - reach - margin)
-        let source = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(audio)[(start - margin)..<(start + reach + margin)])
+        let source = UnsafeBufferPointer(rebasing: tail[(start - margin)..<(start + reach + margin)])
         resamplers[k + range].convert(source, from: margin, into: out)
     }
 }
