@@ -29,6 +29,7 @@ let package = Package(
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h>
         // The direct convolution kernels (AVX-512 or AVX2 on x86, NEON on aarch64, portable C
         // anywhere; chosen at run time). -O2 even in debug builds: at -O0 every intrinsic goes
@@ -51,6 +52,9 @@ let package = Package(
             dependencies: ["CCrypto", "EquivDSP", "EquivModel", "EquivProtocol"]
         ),
 
+        // Pictures of what the recognizer did: PNG (zlib), SVG plots, self-contained HTML pages.
+        .target(name: "EquivView", dependencies: ["CZlib", "EquivDSP", "EquivCore"]),
+
         .target(
             name: "EquivService",
             dependencies: [
@@ -69,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "equivd",
             dependencies: [
-                "EquivDSP", "EquivAudio", "EquivModel", "EquivCore", "EquivService", "EquivProtocol",
+                "EquivDSP", "EquivAudio", "EquivModel", "EquivCore", "EquivService", "EquivProtocol", "EquivView",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -16,6 +16,7 @@ APT_PACKAGES=(
     libfftw3-dev        # CFFTW: STFT (fftw3f)
     libopenblas-dev     # CBLAS: the model runtime
     libssl-dev          # CCrypto: SHA-256 of the bundle's model files
+    zlib1g-dev          # CZlib: the PNGs of inspect pages and reports
     libonnx-testdata    # ONNX's own backend node tests, run by the conformance suite
     alsa-utils          # arecord, for checking capture configurations by hand
     sox                 # makes the bundled samples and benchmark audio
@@ -25,6 +26,9 @@ APT_PACKAGES=(
     strace              # the test that the daemon writes only to its spool and runtime folders
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # the convolution kernels built and run for aarch64
     python3-venv python3-numpy python3-scipy python3-pytest python3-onnx
+    # the picture tests: PNGs decoded (Pillow) against matplotlib's viridis, pages parsed
+    # (html5lib) and rendered by a real headless browser
+    python3-pil python3-matplotlib python3-html5lib chromium fonts-dejavu-core
 )
 [ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch python3-torchaudio)
 

@@ -16,7 +16,7 @@ import Foundation
 final class ClassifierFeed {
     /// Samples at equivd's rate, ending at the window's last sample, that `fill` reads.
     let audioSamplesNeeded: Int
-    private let input: ClassifierInput
+    let input: ClassifierInput
     private let bins: Int, frames: Int, windowSpan: Int, range: Int
     private let resamplers: [SincResampler]  // index k + range
     /// Input samples each shift's output spans; the resampler reads its half-width more on each
@@ -85,16 +85,21 @@ final class ClassifierFeed {
     ) {
         switch input {
         case .equivdSpectrogram:
-            let base = destination.baseAddress!
-            for f in 0..<bins {
-                let source = min(max(f + k, 0), bins - 1)
-                (base + f * frames).update(from: window.baseAddress! + source * frames, count: frames)
-            }
+            Self.translate(window, bins: bins, frames: frames, shift: k, into: destination)
         case .logMel:
             resample(windowAudio, shift: k, into: resampled)
             logMel!.compute(UnsafeBufferPointer(resampled), into: destination)
         case .waveform:
             resample(windowAudio, shift: k, into: destination)
+        }
+    }
+
+    /// `window` (bins × frames) moved down by `k` bins; vacated bins repeat the edge bin.
+    static func translate(_ window: UnsafeBufferPointer<Float>, bins: Int, frames: Int, shift k: Int, into destination: UnsafeMutableBufferPointer<Float>) {
+        let base = destination.baseAddress!
+        for f in 0..<bins {
+            let source = min(max(f + k, 0), bins - 1)
+            (base + f * frames).update(from: window.baseAddress! + source * frames, count: frames)
         }
     }
 

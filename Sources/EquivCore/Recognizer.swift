@@ -24,7 +24,10 @@ public struct Decision: Sendable, Equatable {
     public let canonMargin: Float
     public let canonEntropy: Float
     public let fallback: Fallback
-    public let classifierCalls: Int
+    /// The shifts (bins) the classifier was run at: [0] plain, the one chosen canonicalized, the
+    /// top-K averaged, every one for group averaging, none when idle.
+    public let classifiedShifts: [Int]
+    public var classifierCalls: Int { classifiedShifts.count }
 }
 
 /// Canonicalize → classify → decide (docs/architecture.md §2) for one window at a time, on sessions planned
@@ -164,16 +167,16 @@ public final class Recognizer {
         var sum: Float = 0
         for v in window { sum += v }
         if sum / Float(window.count) < thresholds.idleMeanLog {
-            return decision(label: nil, probability: 0, shift: 0, canon: (1, 1, 0), fallback: .idle, calls: 0, classify: false)
+            return decision(label: nil, probability: 0, shift: 0, canon: (1, 1, 0), fallback: .idle, shifts: [], classify: false)
         }
         switch mode {
         case .vanilla:
             runClassifier(on: window, audio: audio, shift: 0)
-            return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: 1)
+            return result(shift: 0, canon: (1, 1, 0), fallback: .none, shifts: [0])
         case .groupavg:
             let shifts = Array(-range...range)
             average(window, audio: audio, shifts: shifts, weights: .init(repeating: 1 / Float(shifts.count), count: shifts.count))
-            return result(shift: 0, canon: (1, 1, 0), fallback: .none, calls: shifts.count)
+            return result(shift: 0, canon: (1, 1, 0), fallback: .none, shifts: shifts)
         case .canon, .topk:
             _ = canonicalizer.inputs[0].buffer.update(fromContentsOf: window)
             canonicalizer.run()
@@ -186,14 +189,40 @@ public final class Recognizer {
             if mode == .topk && p[best] < thresholds.canonicalizerMinP {
                 let picks = Array(order.prefix(thresholds.topK))
                 let total = picks.reduce(0) { $0 + p[$1] }
-                average(window, audio: audio, shifts: picks.map { $0 - range }, weights: picks.map { p[$0] / total })
+                let shifts = picks.map { $0 - range }
+                average(window, audio: audio, shifts: shifts, weights: picks.map { p[$0] / total })
                 let fallback: Fallback = maxProbability() < thresholds.classifierMinP ? .abstain : .topk
-                return result(shift: shift, canon: canon, fallback: fallback, calls: picks.count)
+                return result(shift: shift, canon: canon, fallback: fallback, shifts: shifts)
             }
             runClassifier(on: window, audio: audio, shift: shift)
             let fallback: Fallback = mode == .topk && maxProbability() < thresholds.classifierMinP ? .abstain : .none
-            return result(shift: shift, canon: canon, fallback: fallback, calls: 1)
+            return result(shift: shift, canon: canon, fallback: fallback, shifts: [shift])
         }
+    }
+
+    /// Decides `window` as `decide` does and keeps what an engineer looking at it wants to see:
+    /// the spectrogram before and after the shift is undone, the canonicalizer's distribution,
+    /// the model's own input before and after, and why the fallback was taken (`equivd inspect`).
+    public func inspect(_ window: UnsafeBufferPointer<Float>, audio: UnsafeBufferPointer<Float> = .init(start: nil, count: 0)) -> Inspection {
+        let decision = decide(window, audio: audio)
+        let canonicalizerRan = decision.fallback != .idle && (mode == .canon || mode == .topk)
+        let shifts = canonicalizerRan ? Array(shiftProbabilities) : []
+        var canonicalized = [Float](repeating: 0, count: window.count)
+        canonicalized.withUnsafeMutableBufferPointer {
+            ClassifierFeed.translate(window, bins: bins, frames: frames, shift: decision.shiftBins, into: $0)
+        }
+        var modelInput: Inspection.ModelInput?
+        if feed.audioSamplesNeeded > 0 {
+            modelInput = .init(
+                input: feed.input, received: classifierInput(for: window, audio: audio, shift: 0),
+                canonicalized: classifierInput(for: window, audio: audio, shift: decision.shiftBins))
+        }
+        var sum: Float = 0
+        for v in window { sum += v }
+        return Inspection(
+            decision: decision, mode: mode, thresholds: thresholds, bins: bins, frames: frames, rangeBins: range,
+            received: Array(window), canonicalized: canonicalized, shiftProbabilities: shifts, modelInput: modelInput,
+            meanLog: sum / Float(window.count))
     }
 
     private func runClassifier(on window: UnsafeBufferPointer<Float>, audio: UnsafeBufferPointer<Float>, shift: Int) {
@@ -247,14 +276,14 @@ public final class Recognizer {
 
     private func maxProbability() -> Float { probabilities.max() ?? 0 }
 
-    private func result(shift: Int, canon: (Float, Float, Float), fallback: Fallback, calls: Int) -> Decision {
+    private func result(shift: Int, canon: (Float, Float, Float), fallback: Fallback, shifts: [Int]) -> Decision {
         let best = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
         return decision(label: fallback == .abstain ? nil : classes[best], probability: probabilities[best], shift: shift,
-                        canon: canon, fallback: fallback, calls: calls, classify: true)
+                        canon: canon, fallback: fallback, shifts: shifts, classify: true)
     }
 
     private func decision(
-        label: String?, probability: Float, shift: Int, canon: (Float, Float, Float), fallback: Fallback, calls: Int,
+        label: String?, probability: Float, shift: Int, canon: (Float, Float, Float), fallback: Fallback, shifts: [Int],
         classify: Bool
     ) -> Decision {
         let top = classify
@@ -263,6 +292,6 @@ public final class Recognizer {
         return Decision(
             label: label, probability: probability, top: top, shiftBins: shift,
             shiftSemitones: Double(shift) / Double(manifest.shift.binsPerSemitone),
-            canonConfidence: canon.0, canonMargin: canon.1, canonEntropy: canon.2, fallback: fallback, classifierCalls: calls)
+            canonConfidence: canon.0, canonMargin: canon.1, canonEntropy: canon.2, fallback: fallback, classifiedShifts: shifts)
     }
 }

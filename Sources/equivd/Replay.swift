@@ -4,6 +4,7 @@ import EquivCore
 import EquivDSP
 import EquivProtocol
 import EquivService
+import EquivView
 import Foundation
 
 /// `equivd replay`: the daemon's recognition path over audio files, with accuracy when labels
@@ -38,6 +39,14 @@ struct Replay: ParsableCommand {
     @Option(name: .long, help: "Write the summary (accuracy, confusion, fallback rates, timing) as JSON to this file.")
     var report: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Write a self-contained HTML report: accuracy, confusion, a timeline per file, the wrong and abstained windows.",
+        valueName: "report.html"))
+    var html: String?
+
+    @Option(name: .long, help: "With --html: at most this many wrong or abstained windows get their inspect view (about 0.3 MB each).")
+    var htmlViews = 30
+
     func run() throws {
         let frontEnd = try FrontEnd()
         let rate = frontEnd.parameters.sampleRate
@@ -54,6 +63,7 @@ struct Replay: ParsableCommand {
             print("equivd: warning: label \"\(label)\" is not one of the bundle's classes (\(classes.sorted().joined(separator: ", "))): its windows count as wrong", to: &stderr)
         }
         let tally = ReplayTally()
+        let pages = html.map { _ in ReportCollector(maxViews: htmlViews) }
         var failed = 0
         let progress = Progress(total: files.count, enabled: !json && isatty(STDERR_FILENO) == 1)
         let started = ContinuousClock.now
@@ -76,7 +86,10 @@ struct Replay: ParsableCommand {
             }
             audioSeconds += source.duration
             frontEnd.reset()
+            pages?.files.append(.init(path: path, expected: expected))
+            pages?.files[pages!.files.count - 1].duration = source.duration
             let json = self.json
+            let parameters = frontEnd.parameters
             // The service's pipeline, waiting instead of dropping: a file can be read at any pace.
             let pipeline = Pipeline(
                 source: source, sourceName: path, frontEnd: frontEnd, recognition: recognition, windowQueue: 8,
@@ -86,6 +99,7 @@ struct Replay: ParsableCommand {
                     let event = PredictionEvent(
                         window: window, decision: decision, source: path, sampleRate: rate)
                     tally.add(event, expected: expected)
+                    pages?.add(window: window, event: event, expected: expected, recognition: recognition, frontEnd: parameters)
                     guard printWindows else { return }
                     if json {
                         print(EventProtocol.line(event), terminator: "")
@@ -117,6 +131,16 @@ struct Replay: ParsableCommand {
                 try encoder.encode(summary).write(to: URL(fileURLWithPath: report))
             } catch {
                 throw ValidationError("\(report): cannot write the report: \(error.localizedDescription)")
+            }
+        }
+        if let html, let pages {
+            let page = ReplayReportPage(
+                classes: recognition.recognizer.manifest.classes, summaryText: summary.text, accuracy: summary.accuracy,
+                confusion: summary.confusion, fallbackRates: summary.fallbackRates, files: pages.files, viewsLeftOut: pages.leftOut)
+            do {
+                try page.html(title: "equivd replay: \(files.count) files, mode \(mode.rawValue)").write(toFile: html, atomically: true, encoding: .utf8)
+            } catch {
+                throw ValidationError("\(html): cannot write the report: \(error.localizedDescription)")
             }
         }
         if failed > 0 { throw ExitCode(65) }  // EX_DATAERR: some input could not be read
@@ -188,6 +212,43 @@ final class Progress {
 
     func finish() {
         if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// What the HTML report needs of each window; written only on the inference queue.
+private final class ReportCollector: @unchecked Sendable {
+    var files: [ReplayReportPage.File] = []
+    var leftOut = 0
+    private var views = 0
+    private let maxViews: Int
+
+    init(maxViews: Int) { self.maxViews = maxViews }
+
+    func add(window: AnalysedWindow, event: PredictionEvent, expected: String?, recognition: Recognition, frontEnd: FrontEndParameters) {
+        let i = files.count - 1
+        files[i].points.append(.init(
+            start: event.streamStart, end: event.streamEnd, label: event.label, p: Float(event.p),
+            shiftSemitones: event.shiftSemitones, fallback: event.fallback.rawValue))
+        let wrong = expected != nil && event.fallback != .idle && event.label != expected
+        guard wrong || event.fallback == .abstain else { return }
+        var view: String?
+        if views < maxViews {
+            views += 1
+            let inspection = window.values.withUnsafeBufferPointer { values in
+                window.audio.withUnsafeBufferPointer { recognition.recognizer.inspect(values, audio: $0) }
+            }
+            do {
+                view = try InspectView(
+                    inspection: inspection, source: (files[i].path as NSString).lastPathComponent, seq: window.seq,
+                    startTime: window.streamStart, endTime: window.streamEnd, frontEnd: frontEnd
+                ).html(expected: expected)
+            } catch {
+                view = "<p class=\"wrong\">window \(window.seq): not drawn: \(HTML.escape("\(error)"))</p>"
+            }
+        } else {
+            leftOut += 1
+        }
+        files[i].flagged.append((window.seq, event.streamStart, event.label ?? "abstained", view))
     }
 }
 
