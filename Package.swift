@@ -58,8 +58,9 @@ let package = Package(
         .target(
             name: "EquivService",
             dependencies: [
-                "EquivDSP", "EquivAudio", "EquivCore", "EquivProtocol", "CMalloc",
+                "EquivDSP", "EquivAudio", "EquivCore", "EquivProtocol", "EquivView", "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

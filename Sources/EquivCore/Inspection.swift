@@ -25,6 +25,16 @@ public struct Inspection: Sendable {
     /// The window's mean log magnitude, which the idle gate compares.
     public let meanLog: Float
 
+    /// `window` (bins × frames) with a shift of `shift` bins undone, as an equivd-spectrogram
+    /// classifier is given it: bin f reads bin f + shift, the edge bins repeated past the ends.
+    public static func canonicalized(_ window: [Float], bins: Int, frames: Int, shift: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: window.count)
+        window.withUnsafeBufferPointer { w in
+            out.withUnsafeMutableBufferPointer { ClassifierFeed.translate(w, bins: bins, frames: frames, shift: shift, into: $0) }
+        }
+        return out
+    }
+
     /// Why the decision took its fallback, with the thresholds it was compared against.
     public var reason: String {
         let d = decision

@@ -207,10 +207,8 @@ public final class Recognizer {
         let decision = decide(window, audio: audio)
         let canonicalizerRan = decision.fallback != .idle && (mode == .canon || mode == .topk)
         let shifts = canonicalizerRan ? Array(shiftProbabilities) : []
-        var canonicalized = [Float](repeating: 0, count: window.count)
-        canonicalized.withUnsafeMutableBufferPointer {
-            ClassifierFeed.translate(window, bins: bins, frames: frames, shift: decision.shiftBins, into: $0)
-        }
+        let received = Array(window)
+        let canonicalized = Inspection.canonicalized(received, bins: bins, frames: frames, shift: decision.shiftBins)
         var modelInput: Inspection.ModelInput?
         if feed.audioSamplesNeeded > 0 {
             modelInput = .init(
@@ -221,7 +219,7 @@ public final class Recognizer {
         for v in window { sum += v }
         return Inspection(
             decision: decision, mode: mode, thresholds: thresholds, bins: bins, frames: frames, rangeBins: range,
-            received: Array(window), canonicalized: canonicalized, shiftProbabilities: shifts, modelInput: modelInput,
+            received: received, canonicalized: canonicalized, shiftProbabilities: shifts, modelInput: modelInput,
             meanLog: sum / Float(window.count))
     }
 

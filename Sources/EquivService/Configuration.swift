@@ -76,11 +76,22 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var contextSeconds = 1.0
     }
 
+    /// The read-only HTTP listener (live page, event stream, health); off while `listen` is empty.
+    public struct HTTP: Sendable, Equatable {
+        /// host:port, e.g. "127.0.0.1:9730" or "[::1]:9730".
+        public var listen = ""
+        /// A non-loopback `listen` address is refused unless this says so.
+        public var allowNonLoopback = false
+        /// `/healthz` answers 503 after this long without progress.
+        public var stallSeconds = 10.0
+    }
+
     public var source = Source()
     public var model = Model()
     public var pipeline = Pipeline()
     public var socket = Socket()
     public var spool = Spool()
+    public var http = HTTP()
 
     public init() {}
 
@@ -135,8 +146,34 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try require(socket.sendBufferBytes >= 0, "socket.send_buffer_bytes", "must not be negative")
         try require(socket.statusInterval > 0, "socket.status_interval", "must be positive")
         try require(spool.quotaBytes >= 0, "spool.quota_bytes", "must not be negative")
+        try require(http.stallSeconds > 0, "http.stall_seconds", "must be positive")
+        if !http.listen.isEmpty {
+            guard let address = httpAddress else {
+                throw ConfigurationError(file: file, key: "http.listen", line: nil, reason: "must be host:port with a numeric address, e.g. \"127.0.0.1:9730\" or \"[::1]:9730\", got \"\(http.listen)\"")
+            }
+            try require(http.allowNonLoopback || address.isLoopback, "http.listen",
+                        "\(http.listen) is not a loopback address; set http.allow_non_loopback = true to serve other hosts")
+        }
         try require(spool.contextSeconds >= 0 && spool.contextSeconds <= source.ringSeconds,
                     "spool.context_seconds", "must be in 0...source.ring_seconds")
+    }
+
+    /// `http.listen` parsed: a numeric IPv4 or bracketed IPv6 address (or "localhost") and a port.
+    public var httpAddress: (host: String, port: Int, isLoopback: Bool)? {
+        guard let colon = http.listen.lastIndex(of: ":"), let port = Int(http.listen[http.listen.index(after: colon)...]),
+              (0...65535).contains(port) else { return nil }
+        var host = String(http.listen[..<colon])
+        if host == "localhost" { host = "127.0.0.1" }
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            var a = in6_addr()
+            guard inet_pton(AF_INET6, host, &a) == 1 else { return nil }
+            let loopback = withUnsafeBytes(of: &a) { Array($0) } == [UInt8](repeating: 0, count: 15) + [1]
+            return (host, port, loopback)
+        }
+        var a = in_addr()
+        guard inet_pton(AF_INET, host, &a) == 1 else { return nil }
+        return (host, port, UInt32(bigEndian: a.s_addr) >> 24 == 127)
     }
 
     /// `socket.mode` as a permission mask.
@@ -159,7 +196,7 @@ private struct TableReader {
 
     mutating func read(_ table: TOMLTable, into c: inout ServiceConfiguration) throws(ConfigurationError) {
         for section in table.keys {
-            guard ["source", "model", "pipeline", "socket", "spool"].contains(section) else {
+            guard ["source", "model", "pipeline", "socket", "spool", "http"].contains(section) else {
                 throw error(section, nil, "unknown section")
             }
             guard let inner = table[section]?.table else {
@@ -199,6 +236,9 @@ private struct TableReader {
                 case ("spool", "directory"): c.spool.directory = try string(value, section, key)
                 case ("spool", "quota_bytes"): c.spool.quotaBytes = try int(value, section, key)
                 case ("spool", "context_seconds"): c.spool.contextSeconds = try double(value, section, key)
+                case ("http", "listen"): c.http.listen = try string(value, section, key)
+                case ("http", "allow_non_loopback"): c.http.allowNonLoopback = try bool(value, section, key)
+                case ("http", "stall_seconds"): c.http.stallSeconds = try double(value, section, key)
                 default: throw error(section, key, "unknown key")
                 }
             }

@@ -44,10 +44,16 @@ public enum Daemon {
             path: s.path, mode: configuration.socketMode!, group: try groupID(s.group),
             maxRequestBytes: s.maxRequestBytes, clientBufferEvents: s.clientBufferEvents,
             dropLimit: s.clientDropLimit, sendBufferBytes: s.sendBufferBytes, statusInterval: s.statusInterval))
+        let http = try configuration.httpAddress.map { a throws(ServerError) in try HTTPServer(host: a.host, port: a.port) }
+        /// Every event goes to the socket's clients and to the HTTP event streams.
+        @Sendable func publish(_ line: String) {
+            server.publish(line)
+            http?.publish(line)
+        }
         /// A problem everyone hears of, and `status.last_error` names.
         @Sendable func report(_ event: ErrorEvent) {
             status.record(error: event.message)
-            server.publish(EventProtocol.line(event))
+            publish(EventProtocol.line(event))
         }
         let reloader = Reloader(
             running: configuration, loadConfiguration: loadConfiguration, frontEnd: frontEnd.parameters,
@@ -69,6 +75,19 @@ public enum Daemon {
             throw error
         }
 
+        let health = HealthCheck(pipeline: pipeline, stallSeconds: configuration.http.stallSeconds)
+        if let http {
+            do {
+                try http.start(callbacks: .init(
+                    hello: { EventProtocol.line(pipeline.recognition.hello(source: sourceName)) },
+                    status: { EventProtocol.line(status.event) },
+                    health: { health.verdict }))
+            } catch {
+                pipeline.stop()
+                server.stop()
+                throw error
+            }
+        }
         let stages = PipelineService(pipeline: pipeline)
         pipeline.start(onDecision: { window, decision in
             var clip: String?
@@ -79,24 +98,26 @@ public enum Daemon {
                     report(ErrorEvent(code: "clip_failed", message: "\(error)"))
                 }
             }
-            server.publish(EventProtocol.line(PredictionEvent(
+            http?.keep(window: window, decision: decision, parameters: pipeline.frontEndParameters)
+            publish(EventProtocol.line(PredictionEvent(
                 window: window, decision: decision, source: sourceName, sampleRate: rate, clip: clip)))
         }, onEnd: stages.ended)
 
         signal(SIGHUP, SIG_IGN)  // until the reload service traps it: a reload must never kill the daemon
         let state = source.health.lastError.map { "waiting for audio from \(sourceName): \($0)" } ?? "serving \(sourceName) on \(s.path)"
         notifier.notify("READY=1\nSTATUS=\(state)\nMAINPID=\(getpid())")
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: EventServerService(server: server))]
+        if let http { services.append(.init(service: HTTPService(server: http, health: health))) }
+        services += [
+            .init(service: stages, successTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: ReloadService(reload: { _ = reload() })),
+            .init(service: SystemdService(notifier: notifier, pipeline: pipeline, status: status, statusInterval: s.statusInterval)),
+        ]
         var logger = Logger(label: "equivd")
         logger.logLevel = .warning
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: EventServerService(server: server)),
-                    .init(service: stages, successTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(service: ReloadService(reload: { _ = reload() })),
-                    .init(service: SystemdService(
-                        notifier: notifier, pipeline: pipeline, status: status, statusInterval: s.statusInterval)),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         if !stages.drained {

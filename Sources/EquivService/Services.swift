@@ -44,6 +44,23 @@ struct EventServerService: Service {
     }
 }
 
+/// The HTTP listener, when configured: health sampled once a second until shutdown, then the
+/// listener closed (its event streams end; browsers reconnect to the next daemon).
+struct HTTPService: Service {
+    let server: HTTPServer
+    let health: HealthCheck
+
+    func run() async {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                health.sample()
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        server.stop()
+    }
+}
+
 /// SIGHUP reloads, until shutdown.
 struct ReloadService: Service {
     let reload: @Sendable () -> Void

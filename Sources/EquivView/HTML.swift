@@ -32,6 +32,7 @@ public enum HTML {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
+        <link rel="icon" href="data:,">
         <title>\(escape(title))</title>
         <style>\(style)</style>
         \(head)

@@ -14,7 +14,7 @@ import time
 class Browser:
     def __init__(self, width=1100, height=1400):
         exe = shutil.which("chromium")
-        assert exe, "chromium is not installed (scripts/install-deps.sh --view installs it)"
+        assert exe, "chromium is not installed (scripts/install-deps.sh installs it)"
         self.profile = tempfile.mkdtemp(prefix="equivd-chromium-")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()

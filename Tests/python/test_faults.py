@@ -11,7 +11,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import urllib.error
+import urllib.request
 import threading
 import time
 import hashlib
@@ -26,11 +29,11 @@ def pings(notify, after):
     return sum("WATCHDOG=1" in m for m in notify.messages[after:])
 
 
-def watched_daemon(folder, source, bundle):
+def watched_daemon(folder, source, bundle, extra=""):
     """`equivd run` with `source` (the [source] table's lines) and `bundle`, on folder/s.sock,
-    with a notify socket and WatchdogSec=1 of the test's own."""
+    with a notify socket and WatchdogSec=1 of the test's own; `extra` adds sections."""
     sock = folder / "s.sock"
-    (folder / "equivd.toml").write_text(f'[source]\n{source}\n[model]\nbundle = "{bundle}"\n[socket]\npath = "{sock}"\n')
+    (folder / "equivd.toml").write_text(f'[source]\n{source}\n[model]\nbundle = "{bundle}"\n[socket]\npath = "{sock}"\n{extra}')
     notify = NotifySocket(folder / "notify")
     daemon = subprocess.Popen([EQUIVD, "run", "--config", str(folder / "equivd.toml")],
                               env=dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000"))
@@ -46,7 +49,7 @@ def clocked_plugin(tmp_path_factory):
     return plugin
 
 
-def clocked_device_daemon(folder, plugin):
+def clocked_device_daemon(folder, plugin, extra=""):
     """`equivd run` capturing from the clocked device `equivtest`, which plays folder/audio.raw in
     a loop and stands still while folder/stall exists (watched_daemon's notify socket and
     WatchdogSec=1)."""
@@ -54,7 +57,7 @@ def clocked_device_daemon(folder, plugin):
         f'pcm_type.clocked {{ lib "{plugin}" }}\n'
         f'pcm.equivtest {{ type clocked; file "{folder / "audio.raw"}"; stall_file "{folder / "stall"}" }}\n')
     return watched_daemon(
-        folder, f'device = "equivtest"\nalsa_config = "{folder / "asound.conf"}"\nformat = "S16_LE"', ROOT / "Models")
+        folder, f'device = "equivtest"\nalsa_config = "{folder / "asound.conf"}"\nformat = "S16_LE"', ROOT / "Models", extra)
 
 
 @pytest.fixture
@@ -160,6 +163,44 @@ def slow_bundle(folder, layers=200):
     manifest["models"]["classifier"]["sha256"] = hashlib.sha256((bundle / "classifier.onnx").read_bytes()).hexdigest()
     (bundle / "bundle.json").write_text(json.dumps(manifest))
     return bundle
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_healthz_turns_503_while_the_source_stalls(tmp_path, clocked_plugin):
+    """/healthz answers by the watchdog's rule: 200 while audio is analysed and decided, 503 naming
+    the source once the device has delivered nothing for http.stall_seconds, 200 again after."""
+    (tmp_path / "audio.raw").write_bytes(read_wav(ROOT / "Samples/gear-nominal.wav").tobytes())
+    port = free_port()
+    daemon, notify, sock = clocked_device_daemon(
+        tmp_path, clocked_plugin, f'[http]\nlisten = "127.0.0.1:{port}"\nstall_seconds = 1.5\n')
+    try:
+        assert notify.wait_for("READY=1", 30)
+        wait_until(lambda: status(sock)["windows"] >= 2, 30, "windows from the clocked device")
+        assert http_get(port, "/healthz") == (200, "ok\n")
+        (tmp_path / "stall").touch()
+        wait_until(lambda: http_get(port, "/healthz")[0] == 503, 6, "503 from /healthz while the device stalls")
+        code, reason = http_get(port, "/healthz")
+        assert code == 503 and "no audio analysed" in reason and "equivtest" in reason, reason
+        (tmp_path / "stall").unlink()
+        wait_until(lambda: http_get(port, "/healthz")[0] == 200, 6, "200 from /healthz after the stall")
+        assert daemon.poll() is None
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+        notify.sock.close()
 
 
 def test_inference_stall_stops_the_watchdog(tmp_path):

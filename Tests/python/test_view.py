@@ -11,6 +11,9 @@ import os
 import pathlib
 import shutil
 import subprocess
+import time
+import urllib.error
+import urllib.request
 
 import html5lib
 import numpy as np
@@ -215,3 +218,61 @@ def test_chromium_renders_the_inspect_and_replay_pages(tmp_path):
         assert browser.errors() == []
     finally:
         browser.close()
+
+
+def test_chromium_follows_the_live_page_of_a_running_daemon(tmp_path):
+    """A daemon plays gear then imbalance in a loop, in real time, with the HTTP listener on; the
+    live page in Chromium shows each as its label changes (pushed over /events), draws the
+    timeline, and loads the latest window's two PNGs; no console errors. Other methods than GET
+    are refused, and a non-loopback address needs the config to say so."""
+    from test_faults import free_port, http_get
+    from test_service import read_wav, write_wav
+    wav = tmp_path / "gear-then-imbalance.wav"
+    write_wav(wav, np.concatenate([read_wav(ROOT / "Samples/gear-nominal.wav"), read_wav(ROOT / "Samples/imbalance-nominal.wav")]))
+    port = free_port()
+    config = tmp_path / "live.toml"
+    config.write_text(f'[source]\nkind = "file"\nfile = "{wav}"\nloop = true\n[model]\nbundle = "{ROOT / "Models"}"\n'
+                      f'[socket]\npath = "{tmp_path / "s.sock"}"\n[http]\nlisten = "127.0.0.1:{port}"\n')
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
+    browser = None
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if http_get(port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the HTTP listener did not come up"
+            time.sleep(0.2)
+        browser = Browser()
+        browser.open(f"http://127.0.0.1:{port}/", settle=0.2)
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not ({"gear", "imbalance"} <= set(seen) and len(seen) >= 3):
+            label = browser.evaluate("document.getElementById('label').textContent")
+            if label not in ("–", "uncertain") and (not seen or seen[-1] != label):
+                seen.append(label)
+            time.sleep(0.2)
+        assert {"gear", "imbalance"} <= set(seen) and len(seen) >= 3, f"labels the page showed: {seen}"
+        sizes = browser.evaluate("[...document.querySelectorAll('figure img')].map(i => [i.naturalWidth, i.naturalHeight])")
+        assert sizes == [[100, 168], [100, 168]]
+        assert browser.evaluate("document.querySelectorAll('#timeline rect').length") > 5
+        assert browser.evaluate("document.getElementById('health').textContent") == "ok"
+        assert browser.errors() == [], browser.errors()
+        browser.screenshot(tmp_path / "live.png")
+        assert non_blank(tmp_path / "live.png") > 100
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 405
+        assert daemon.poll() is None
+    finally:
+        if browser:
+            browser.close()
+        daemon.terminate()
+        daemon.wait(timeout=10)
+    # A non-loopback listener only when asked for explicitly.
+    config.write_text(config.read_text().replace(f"127.0.0.1:{port}", f"0.0.0.0:{port}"))
+    check = subprocess.run([EQUIVD, "check-config", str(config)], capture_output=True, text=True)
+    assert check.returncode != 0 and "http.listen" in check.stderr and "allow_non_loopback" in check.stderr, check.stderr
