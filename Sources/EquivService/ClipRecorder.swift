@@ -1,4 +1,6 @@
+import EquivCore
 import EquivDSP
+import EquivView
 import Foundation
 import Synchronization
 
@@ -30,17 +32,22 @@ public final class ClipRecorder: Sendable {
     /// Clips written by the current spool.
     var clips: Int { spool.withLock { $0.spool?.written ?? 0 } }
 
-    /// Writes `window` with the configured context before it (never reaching back past a gap)
-    /// and returns the clip's path; nil when spooling is off.
-    func clip(for window: AnalysedWindow) throws(ClipError) -> String? {
+    /// Writes `window` with the configured context before it (never reaching back past a gap),
+    /// and the page of what `inspect` (called only when spooling is on) shows of it, and returns
+    /// the clip's path; nil when spooling is off.
+    func clip(for window: AnalysedWindow, source: String, frontEnd: FrontEndParameters, inspect: () -> Inspection) throws(ClipError) -> String? {
         let (spool, context) = spool.withLock { ($0.spool, $0.contextSeconds) }
         guard let spool else { return nil }
         let start = max(window.unbrokenSince, window.samples.lowerBound - Int(context * Double(sampleRate)))
         guard let samples = history.copy(start..<window.samples.upperBound) else {
             throw ClipError(message: "window \(window.seq): its audio is no longer kept")
         }
+        let view = InspectView(
+            inspection: inspect(), source: source, seq: window.seq, startTime: window.streamStart, endTime: window.streamEnd,
+            frontEnd: frontEnd)
         do {
-            return try spool.write(samples, sampleRate: sampleRate, seq: window.seq, wallTime: window.wallStart)
+            let page = HTML.document(title: "equivd clip: window \(window.seq) of \(source)", body: try view.html())
+            return try spool.write(samples, sampleRate: sampleRate, seq: window.seq, wallTime: window.wallStart, page: page)
         } catch {
             throw ClipError(message: "\(error)")
         }

@@ -93,7 +93,12 @@ public enum Daemon {
             var clip: String?
             if decision.fallback == .abstain {
                 do {
-                    clip = try recorder.clip(for: window)
+                    clip = try recorder.clip(for: window, source: sourceName, frontEnd: pipeline.frontEndParameters) {
+                        // The window again, now keeping what the page shows: only for abstained windows, with spooling on.
+                        window.values.withUnsafeBufferPointer { v in
+                            window.audio.withUnsafeBufferPointer { pipeline.recognition.recognizer.inspect(v, audio: $0) }
+                        }
+                    }
                 } catch {
                     report(ErrorEvent(code: "clip_failed", message: "\(error)"))
                 }

@@ -276,3 +276,29 @@ def test_chromium_follows_the_live_page_of_a_running_daemon(tmp_path):
     config.write_text(config.read_text().replace(f"127.0.0.1:{port}", f"0.0.0.0:{port}"))
     check = subprocess.run([EQUIVD, "check-config", str(config)], capture_output=True, text=True)
     assert check.returncode != 0 and "http.listen" in check.stderr and "allow_non_loopback" in check.stderr, check.stderr
+
+
+def test_clip_pages_sit_beside_their_clips_within_the_quota(tmp_path):
+    """Every window abstains (classifier_min_p 0.999); each clip's inspect page is written beside
+    it, and the spool's quota counts the pages: WAV and HTML together stay under it, oldest first."""
+    from test_service import status, wait_until
+    spool, sock, quota = tmp_path / "clips", tmp_path / "s.sock", 400_000
+    config = tmp_path / "clips.toml"
+    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/normal-nominal.wav"}"\nloop = true\nspeed = 4\n'
+                      f'[model]\nbundle = "{ROOT / "Models"}"\nclassifier_min_p = 0.999\n[socket]\npath = "{sock}"\n'
+                      f'[spool]\ndirectory = "{spool}"\nquota_bytes = {quota}\n')
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
+    try:
+        wait_until(lambda: daemon.poll() is None and sock.exists() and status(sock)["clips"] >= 8, 60, "eight clips")
+        files = sorted(spool.iterdir())
+        stems = {f.stem for f in files}
+        assert sum(f.stat().st_size for f in files) <= quota
+        assert 2 <= len(stems) < 8, "the oldest were removed to stay within the quota"
+        for stem in sorted(stems)[:-1]:  # the newest may be between its two files
+            assert (spool / f"{stem}.wav").exists() and (spool / f"{stem}.html").exists(), stem
+            section = parse(spool / f"{stem}.html").find(".//h:section", NS)
+            assert section.get("data-seq") == str(int(stem.split("-")[1])) and section.get("data-fallback") == "abstain"
+        assert daemon.poll() is None
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
