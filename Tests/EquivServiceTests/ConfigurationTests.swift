@@ -32,8 +32,16 @@ import Testing
             }
             return String(assignment[..<end])
         }.joined(separator: "\n")
-        #expect(keys == 28)
+        #expect(keys == 31)
         #expect(try ServiceConfiguration(toml: uncommented, file: "uncommented") == ServiceConfiguration())
+    }
+
+    @Test func loopbackListenersNeedNoPermission() throws {
+        for listen in ["127.0.0.1:9730", "127.3.2.1:1", "[::1]:9730", "localhost:0"] {
+            #expect(try ServiceConfiguration(toml: "[http]\nlisten = \"\(listen)\"\n", file: "t.toml").httpAddress?.isLoopback == true)
+        }
+        let open = try ServiceConfiguration(toml: "[http]\nlisten = \"0.0.0.0:9730\"\nallow_non_loopback = true\n", file: "t.toml")
+        #expect(open.httpAddress?.host == "0.0.0.0" && open.httpAddress?.port == 9730)
     }
 
     @Test func valuesAreRead() throws {
@@ -63,6 +71,12 @@ import Testing
         ("[sockets]\npath = \"/x\"\n", "t.toml:1: sockets: unknown section"),
         ("[source]\nkind = \"alsa\"\n[model]\nsource = 1\n", "t.toml:4: model.source: unknown key"),
         ("[socket]\nmode = \"0999\"\n", "t.toml: socket.mode: must be an octal mode such as \"0660\", got \"0999\""),
+        ("[http]\nlisten = \"plant-pc:80\"\n",
+         "t.toml: http.listen: must be host:port with a numeric address, e.g. \"127.0.0.1:9730\" or \"[::1]:9730\", got \"plant-pc:80\""),
+        ("[http]\nlisten = \"0.0.0.0:9730\"\n",
+         "t.toml: http.listen: 0.0.0.0:9730 is not a loopback address; set http.allow_non_loopback = true to serve other hosts"),
+        ("[http]\nlisten = \"[::]:9730\"\n",
+         "t.toml: http.listen: [::]:9730 is not a loopback address; set http.allow_non_loopback = true to serve other hosts"),
     ])
     func badKeysAndValuesAreNamed(text: String, message: String) {
         #expect(throws: ConfigurationError.self) { try ServiceConfiguration(toml: text, file: "t.toml") }
