@@ -2,7 +2,7 @@
 """Remakes the screenshots in docs/images (README, "Pictures"): the inspect page of a sample
 played 5 semitones fast, the replay report of the bundled samples, and the live page following a
 daemon that plays gear then imbalance. Drawn by the headless Chromium the tests use, quantized to
-64 colours so they stay small.
+256 colours so they stay small.
     .venv/bin/python scripts/make-screenshots.py [--equivd .build/release/equivd]
 """
 import argparse
@@ -28,7 +28,7 @@ def shoot(browser, url, out, height, settle=1.0):
     raw = out.with_suffix(".raw.png")
     browser.screenshot(raw, full_page=False)
     image = Image.open(raw).convert("RGB")
-    image.crop((0, 0, image.width, min(height, image.height))).quantize(64).save(out, optimize=True)
+    image.crop((0, 0, image.width, min(height, image.height))).quantize(256).save(out, optimize=True)
     raw.unlink()
     print(f"{out.relative_to(ROOT)}: {out.stat().st_size // 1024} KiB")
 
