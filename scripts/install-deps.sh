@@ -29,6 +29,8 @@ APT_PACKAGES=(
     # the picture tests: PNGs decoded (Pillow) against matplotlib's viridis, pages parsed
     # (html5lib) and rendered by a real headless browser
     python3-pil python3-matplotlib python3-html5lib chromium fonts-dejavu-core
+    # the fleet tests: a real Prometheus (and promtool) and a real mosquitto broker
+    prometheus mosquitto mosquitto-clients libmosquitto-dev openssl
 )
 [ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch python3-torchaudio)
 

@@ -76,12 +76,14 @@ public enum Daemon {
         }
 
         let health = HealthCheck(pipeline: pipeline, stallSeconds: configuration.http.stallSeconds)
+        let metrics = ServiceMetrics()
         if let http {
             do {
                 try http.start(callbacks: .init(
                     hello: { EventProtocol.line(pipeline.recognition.hello(source: sourceName)) },
-                    status: { EventProtocol.line(status.event) },
-                    health: { health.verdict }))
+                    status: { server.status() },
+                    health: { health.verdict },
+                    metrics: { metrics.exposition(status: $0, sampleRate: rate) }))
             } catch {
                 pipeline.stop()
                 server.stop()
@@ -104,8 +106,9 @@ public enum Daemon {
                 }
             }
             http?.keep(window: window, decision: decision, parameters: pipeline.frontEndParameters)
-            publish(EventProtocol.line(PredictionEvent(
-                window: window, decision: decision, source: sourceName, sampleRate: rate, clip: clip)))
+            let event = PredictionEvent(window: window, decision: decision, source: sourceName, sampleRate: rate, clip: clip)
+            metrics.record(event)
+            publish(EventProtocol.line(event))
         }, onEnd: stages.ended)
 
         signal(SIGHUP, SIG_IGN)  // until the reload service traps it: a reload must never kill the daemon

@@ -191,6 +191,11 @@ public final class EventServer: @unchecked Sendable {
         try loop.submit { [self] in clientFigures() }.wait()
     }
 
+    /// `status` as a client would get it now, its figures included.
+    public func status() -> EventLoopFuture<StatusEvent> {
+        loop.submit { [self] in statusOnLoop() }
+    }
+
     // MARK: On the loop
 
     fileprivate func added(_ client: ClientHandler) {
@@ -239,11 +244,13 @@ public final class EventServer: @unchecked Sendable {
         for client in clients.values { client.enqueue(buffer) }
     }
 
-    private func statusLine() -> String {
+    private func statusLine() -> String { EventProtocol.line(statusOnLoop()) }
+
+    private func statusOnLoop() -> StatusEvent {
         var status = callbacks.status()
         status.clients = clientFigures()
         status.clientsDisconnected = disconnected
-        return EventProtocol.line(status)
+        return status
     }
 
     private func clientFigures() -> [StatusEvent.Client] {

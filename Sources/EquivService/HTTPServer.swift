@@ -15,12 +15,16 @@ import Synchronization
 /// - `/events`: the socket's events as server-sent events (`hello` first, then every event published);
 /// - `/healthz`: 200 while capture and inference make progress (`HealthCheck`), else 503 and why;
 /// - `/status`: the `status` event as JSON;
+/// - `/metrics`: Prometheus metrics (`ServiceMetrics`);
 /// - `/latest/received.png`, `/latest/canonicalized.png`: the latest decided window, one colour scale.
 public final class HTTPServer: @unchecked Sendable {
     public struct Callbacks: Sendable {
         public var hello: @Sendable () -> String
-        public var status: @Sendable () -> String
+        /// `status` as the socket's clients would get it (answered on the socket server's loop).
+        public var status: @Sendable () -> EventLoopFuture<StatusEvent>
         public var health: @Sendable () -> HealthCheck.Verdict
+        /// The Prometheus exposition, given `status`.
+        public var metrics: @Sendable (StatusEvent) -> [UInt8]
     }
 
     /// An event-stream client that cannot take its events (a frozen browser tab) loses them
@@ -110,8 +114,17 @@ public final class HTTPServer: @unchecked Sendable {
         case "/healthz":
             let verdict = callbacks.health()
             respond(channel, head, verdict.healthy ? .ok : .serviceUnavailable, "text/plain; charset=utf-8", Array((verdict.reason + "\n").utf8))
-        case "/status":
-            respond(channel, head, .ok, "application/json", Array(callbacks.status().utf8))
+        case "/metrics", "/status":
+            callbacks.status().hop(to: channel.eventLoop).whenComplete { [self] result in
+                switch result {
+                case .success(let status) where path == "/metrics":
+                    respond(channel, head, .ok, "text/plain; version=0.0.4; charset=utf-8", callbacks.metrics(status))
+                case .success(let status):
+                    respond(channel, head, .ok, "application/json", Array(EventProtocol.line(status).utf8))
+                case .failure(let error):
+                    respond(channel, head, .serviceUnavailable, "text/plain", Array("status unavailable: \(error)\n".utf8))
+                }
+            }
         case "/latest/received.png", "/latest/canonicalized.png":
             guard let png = latestPNG(canonicalized: path.hasSuffix("canonicalized.png")) else {
                 return respond(channel, head, .notFound, "text/plain", Array("no window decided yet\n".utf8))
