@@ -30,6 +30,7 @@ let package = Package(
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h>
         // The direct convolution kernels (AVX-512 or AVX2 on x86, NEON on aarch64, portable C
@@ -59,7 +60,7 @@ let package = Package(
         .target(
             name: "EquivService",
             dependencies: [
-                "EquivDSP", "EquivAudio", "EquivCore", "EquivProtocol", "EquivView", "CMalloc",
+                "EquivDSP", "EquivAudio", "EquivCore", "EquivProtocol", "EquivView", "CMalloc", "CMosquitto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -109,12 +109,16 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
     public var gapBeforeMs: Double
     /// The spooled WAV of an abstained window, when clip spooling is on.
     public var clip: String?
+    /// This daemon run, 16 hex digits drawn at start (null from `equivd replay`): `(run, seq)`
+    /// names a window uniquely across restarts, the key a subscriber de-duplicates MQTT's
+    /// at-least-once deliveries by.
+    public var run: String?
 
     public init(
         seq: Int, source: String, streamStart: Double, streamEnd: Double, wallStart: Double, wallEnd: Double,
         label: String?, p: Double, top: [Candidate], shiftSemitones: Double, canonConfidence: Double,
         canonMargin: Double, canonEntropy: Double, fallback: Fallback, classifierCalls: Int, latencyMs: Double,
-        gapBeforeMs: Double = 0, clip: String? = nil
+        gapBeforeMs: Double = 0, clip: String? = nil, run: String? = nil
     ) {
         self.seq = seq
         self.source = source
@@ -134,15 +138,16 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         self.latencyMs = latencyMs
         self.gapBeforeMs = gapBeforeMs
         self.clip = clip
+        self.run = run
     }
 
     private enum CodingKeys: String, CodingKey {
         case type, v, seq, source, streamStart, streamEnd, wallStart, wallEnd, label, p, top, shiftSemitones
-        case canonConfidence, canonMargin, canonEntropy, fallback, classifierCalls, latencyMs, gapBeforeMs, clip
+        case canonConfidence, canonMargin, canonEntropy, fallback, classifierCalls, latencyMs, gapBeforeMs, clip, run
     }
 
-    /// Like the synthesized one, but `label` and `clip` are always present (null when absent), so
-    /// every prediction has the same keys.
+    /// Like the synthesized one, but `label`, `clip` and `run` are always present (null when
+    /// absent), so every prediction has the same keys.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(type, forKey: .type)
@@ -165,7 +170,24 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         try c.encode(latencyMs, forKey: .latencyMs)
         try c.encode(gapBeforeMs, forKey: .gapBeforeMs)
         try c.encode(clip, forKey: .clip)
+        try c.encode(run, forKey: .run)
     }
+}
+
+/// The MQTT publisher's state in `status`.
+public struct MQTTStatus: Codable, Sendable, Equatable {
+    public var connected = false
+    /// Messages waiting in the on-disk queue (sent but not yet acknowledged included), and their bytes.
+    public var queued = 0
+    public var queuedBytes = 0
+    /// Acknowledged by the broker; connection attempts that failed; dropped, oldest first, past
+    /// `mqtt.queue_bytes`.
+    public var sent = 0
+    public var failed = 0
+    public var dropped = 0
+    public var lastError: String? = nil
+
+    public init() {}
 }
 
 /// The daemon's health, every `status_interval` seconds and in reply to `{"cmd":"status"}`.
@@ -207,6 +229,8 @@ public struct StatusEvent: Codable, Sendable {
     public var models: [String: String] = [:]
     public var clips = 0
     public var lastError: String? = nil
+    /// The MQTT publisher, when `[mqtt]` is configured.
+    public var mqtt: MQTTStatus? = nil
 
     /// All zero: the daemon fills in what it knows, the server the clients.
     public init() {}

@@ -86,12 +86,39 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var stallSeconds = 10.0
     }
 
+    /// The MQTT publisher (docs/fleet.md); off while `host` is empty.
+    public struct MQTT: Sendable, Equatable {
+        public var host = ""
+        public var port = 1883
+        /// Empty: the host name.
+        public var clientID = ""
+        /// Empty: "equivd/<host name>".
+        public var topicPrefix = ""
+        public var qos = 1
+        public var keepalive = 30
+        public var username = ""
+        /// A file holding the password (its first line), readable by the daemon only.
+        public var passwordFile = ""
+        /// TLS when `tlsCA` is set; a client certificate and key when both are.
+        public var tlsCA = ""
+        public var tlsCert = ""
+        public var tlsKey = ""
+        public var publish = MQTTPublisher.Filter.all
+        /// Seconds between retained `status` messages; 0: none.
+        public var statusInterval = 60.0
+        public var queueDirectory = "/var/lib/equivd/mqtt"
+        public var queueBytes = 10_000_000
+        /// At shutdown, how long to wait for the queue to empty while connected.
+        public var drainSeconds = 5.0
+    }
+
     public var source = Source()
     public var model = Model()
     public var pipeline = Pipeline()
     public var socket = Socket()
     public var spool = Spool()
     public var http = HTTP()
+    public var mqtt = MQTT()
 
     public init() {}
 
@@ -146,6 +173,16 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try require(socket.sendBufferBytes >= 0, "socket.send_buffer_bytes", "must not be negative")
         try require(socket.statusInterval > 0, "socket.status_interval", "must be positive")
         try require(spool.quotaBytes >= 0, "spool.quota_bytes", "must not be negative")
+        try require((1...65535).contains(mqtt.port), "mqtt.port", "must be in 1...65535")
+        try require((0...2).contains(mqtt.qos), "mqtt.qos", "must be 0, 1 or 2")
+        try require(mqtt.keepalive >= 5, "mqtt.keepalive", "must be at least 5 seconds")
+        try require(mqtt.statusInterval >= 0, "mqtt.status_interval", "must not be negative")
+        try require(mqtt.queueBytes >= 4096, "mqtt.queue_bytes", "must be at least 4096")
+        try require(mqtt.drainSeconds >= 0, "mqtt.drain_seconds", "must not be negative")
+        try require(mqtt.tlsCert.isEmpty == mqtt.tlsKey.isEmpty, "mqtt.tls_cert", "give mqtt.tls_cert and mqtt.tls_key together")
+        try require(mqtt.tlsCert.isEmpty || !mqtt.tlsCA.isEmpty, "mqtt.tls_ca", "must be set for a client certificate (TLS)")
+        try require(mqtt.passwordFile.isEmpty || !mqtt.username.isEmpty, "mqtt.username", "must be set with mqtt.password_file")
+        try require(!mqtt.topicPrefix.contains("#") && !mqtt.topicPrefix.contains("+"), "mqtt.topic_prefix", "must not hold MQTT wildcards (# or +)")
         try require(http.stallSeconds > 0, "http.stall_seconds", "must be positive")
         if !http.listen.isEmpty {
             guard let address = httpAddress else {
@@ -196,7 +233,7 @@ private struct TableReader {
 
     mutating func read(_ table: TOMLTable, into c: inout ServiceConfiguration) throws(ConfigurationError) {
         for section in table.keys {
-            guard ["source", "model", "pipeline", "socket", "spool", "http"].contains(section) else {
+            guard ["source", "model", "pipeline", "socket", "spool", "http", "mqtt"].contains(section) else {
                 throw error(section, nil, "unknown section")
             }
             guard let inner = table[section]?.table else {
@@ -239,6 +276,22 @@ private struct TableReader {
                 case ("http", "listen"): c.http.listen = try string(value, section, key)
                 case ("http", "allow_non_loopback"): c.http.allowNonLoopback = try bool(value, section, key)
                 case ("http", "stall_seconds"): c.http.stallSeconds = try double(value, section, key)
+                case ("mqtt", "host"): c.mqtt.host = try string(value, section, key)
+                case ("mqtt", "port"): c.mqtt.port = try int(value, section, key)
+                case ("mqtt", "client_id"): c.mqtt.clientID = try string(value, section, key)
+                case ("mqtt", "topic_prefix"): c.mqtt.topicPrefix = try string(value, section, key)
+                case ("mqtt", "qos"): c.mqtt.qos = try int(value, section, key)
+                case ("mqtt", "keepalive"): c.mqtt.keepalive = try int(value, section, key)
+                case ("mqtt", "username"): c.mqtt.username = try string(value, section, key)
+                case ("mqtt", "password_file"): c.mqtt.passwordFile = try string(value, section, key)
+                case ("mqtt", "tls_ca"): c.mqtt.tlsCA = try string(value, section, key)
+                case ("mqtt", "tls_cert"): c.mqtt.tlsCert = try string(value, section, key)
+                case ("mqtt", "tls_key"): c.mqtt.tlsKey = try string(value, section, key)
+                case ("mqtt", "publish"): c.mqtt.publish = try choice(value, section, key)
+                case ("mqtt", "status_interval"): c.mqtt.statusInterval = try double(value, section, key)
+                case ("mqtt", "queue_directory"): c.mqtt.queueDirectory = try string(value, section, key)
+                case ("mqtt", "queue_bytes"): c.mqtt.queueBytes = try int(value, section, key)
+                case ("mqtt", "drain_seconds"): c.mqtt.drainSeconds = try double(value, section, key)
                 default: throw error(section, key, "unknown key")
                 }
             }
@@ -294,6 +347,34 @@ private struct TableReader {
             if text.dropFirst(key.count).trimmingCharacters(in: .whitespaces).hasPrefix("=") { return n + 1 }
         }
         return nil
+    }
+}
+
+extension ServiceConfiguration.MQTT {
+    /// The publisher's settings, the password read from its file and the defaults that depend
+    /// on the host name filled in.
+    func publisherSettings() throws(ConfigurationError) -> MQTTPublisher.Settings {
+        var name = [UInt8](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let hostname = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)
+        var password: String?
+        if !passwordFile.isEmpty {
+            guard let text = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
+                throw ConfigurationError(file: passwordFile, key: "mqtt.password_file", line: nil, reason: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+        }
+        for (key, path) in [("mqtt.tls_ca", tlsCA), ("mqtt.tls_cert", tlsCert), ("mqtt.tls_key", tlsKey)] where !path.isEmpty {
+            guard access(path, R_OK) == 0 else {
+                throw ConfigurationError(file: path, key: key, line: nil, reason: "cannot read: \(String(cString: strerror(errno)))")
+            }
+        }
+        return MQTTPublisher.Settings(
+            host: host, port: port, clientID: clientID.isEmpty ? hostname : clientID,
+            topicPrefix: topicPrefix.isEmpty ? "equivd/\(hostname)" : topicPrefix, qos: Int32(qos), keepalive: Int32(keepalive),
+            username: username.isEmpty ? nil : username, password: password,
+            tls: tlsCA.isEmpty ? nil : (tlsCA, tlsCert.isEmpty ? nil : tlsCert, tlsKey.isEmpty ? nil : tlsKey),
+            filter: publish, queueDirectory: queueDirectory, queueBytes: queueBytes)
     }
 }
 

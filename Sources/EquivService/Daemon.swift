@@ -50,6 +50,7 @@ public enum Daemon {
             server.publish(line)
             http?.publish(line)
         }
+        let run = String(format: "%016llx", UInt64.random(in: .min ... .max))
         /// A problem everyone hears of, and `status.last_error` names.
         @Sendable func report(_ event: ErrorEvent) {
             status.record(error: event.message)
@@ -75,8 +76,13 @@ public enum Daemon {
             throw error
         }
 
+        let mqtt = try configuration.mqtt.host.isEmpty ? nil : MQTTPublisher(settings: configuration.mqtt.publisherSettings()) { message in
+            FileHandle.standardError.write(Data("equivd: \(message)\n".utf8))
+            report(ErrorEvent(code: "mqtt", message: message))
+        }
+        status.mqtt.withLock { $0 = mqtt }
         let health = HealthCheck(pipeline: pipeline, stallSeconds: configuration.http.stallSeconds)
-        let metrics = ServiceMetrics()
+        let metrics = ServiceMetrics(mqtt: mqtt != nil)
         if let http {
             do {
                 try http.start(callbacks: .init(
@@ -106,9 +112,11 @@ public enum Daemon {
                 }
             }
             http?.keep(window: window, decision: decision, parameters: pipeline.frontEndParameters)
-            let event = PredictionEvent(window: window, decision: decision, source: sourceName, sampleRate: rate, clip: clip)
+            let event = PredictionEvent(window: window, decision: decision, source: sourceName, sampleRate: rate, clip: clip, run: run)
             metrics.record(event)
-            publish(EventProtocol.line(event))
+            let line = EventProtocol.line(event)
+            publish(line)
+            mqtt?.publish(prediction: event, line: line)
         }, onEnd: stages.ended)
 
         signal(SIGHUP, SIG_IGN)  // until the reload service traps it: a reload must never kill the daemon
@@ -116,6 +124,11 @@ public enum Daemon {
         notifier.notify("READY=1\nSTATUS=\(state)\nMAINPID=\(getpid())")
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: EventServerService(server: server))]
         if let http { services.append(.init(service: HTTPService(server: http, health: health))) }
+        if let mqtt {
+            services.append(.init(service: MQTTService(
+                publisher: mqtt, statusInterval: configuration.mqtt.statusInterval, drainSeconds: configuration.mqtt.drainSeconds,
+                status: { (try? await server.status().get()).map { EventProtocol.line($0) } })))
+        }
         services += [
             .init(service: stages, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: ReloadService(reload: { _ = reload() })),

@@ -37,7 +37,9 @@ public struct Recognition: @unchecked Sendable {
 
 extension PredictionEvent {
     /// The event for one decided window; its latency runs to now, when the event is made.
-    public init(window w: AnalysedWindow, decision d: Decision, source: String, sampleRate rate: Int, clip: String? = nil) {
+    public init(
+        window w: AnalysedWindow, decision d: Decision, source: String, sampleRate rate: Int, clip: String? = nil, run: String? = nil
+    ) {
         let latencyMs = w.completedAt.duration(to: .now) / .milliseconds(1)
         self.init(
             seq: w.seq, source: source, streamStart: w.streamStart, streamEnd: w.streamEnd,
@@ -46,6 +48,6 @@ extension PredictionEvent {
             shiftSemitones: d.shiftSemitones, canonConfidence: Double(d.canonConfidence),
             canonMargin: Double(d.canonMargin), canonEntropy: Double(d.canonEntropy),
             fallback: d.fallback, classifierCalls: d.classifierCalls, latencyMs: latencyMs,
-            gapBeforeMs: Double(w.gapBefore) * 1000 / Double(rate), clip: clip)
+            gapBeforeMs: Double(w.gapBefore) * 1000 / Double(rate), clip: clip, run: run)
     }
 }

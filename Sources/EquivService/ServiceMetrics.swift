@@ -16,9 +16,11 @@ public final class ServiceMetrics: Sendable {
     private let windows, windowsDropped, audio, audioLost, gaps, xruns, reconnects, clips, nonFinite: Counter
     private let queuedWindows, clients, uptime: Gauge
     private let shift, latency: ValueHistogram
+    private let mqtt: (queued: Gauge, queuedBytes: Gauge, connected: Gauge, sent: Counter, failed: Counter, dropped: Counter)?
     private let bundle = Mutex<(ids: [String: String], gauge: Gauge)?>(nil)
 
-    public init() {
+    /// `mqtt`: the MQTT publisher is configured, and its figures are exported.
+    public init(mqtt withMQTT: Bool) {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         func counter(_ name: String, _ help: String) -> Counter { registry.makeCounter(descriptor: Self.name(name, help)) }
@@ -42,6 +44,14 @@ public final class ServiceMetrics: Sendable {
         latency = registry.makeValueHistogram(
             descriptor: Self.name("equivd_decision_latency_seconds", "From the window's last sample arriving to its prediction being published."),
             buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2])
+        mqtt = withMQTT
+            ? (gauge("equivd_mqtt_queue_messages", "Predictions waiting in the MQTT on-disk queue (in flight included)."),
+               gauge("equivd_mqtt_queue_bytes", "Bytes of the MQTT on-disk queue."),
+               gauge("equivd_mqtt_connected", "1 while connected to the MQTT broker."),
+               counter("equivd_mqtt_sent_total", "Predictions the MQTT broker acknowledged."),
+               counter("equivd_mqtt_failed_total", "Failed connection attempts to the MQTT broker."),
+               counter("equivd_mqtt_dropped_total", "Queued predictions dropped, oldest first, past mqtt.queue_bytes."))
+            : nil
         registry.makeGauge(
             descriptor: Self.name("equivd_build_info", "The build serving: 1."),
             labels: [("version", EquivdVersion.string), ("arch", EquivdVersion.architecture)]
@@ -94,6 +104,14 @@ public final class ServiceMetrics: Sendable {
         queuedWindows.set(to: Double(s.queuedWindows))
         clients.set(to: Double(s.clients.count))
         uptime.set(to: s.uptimeSeconds)
+        if let mqtt, let m = s.mqtt {
+            mqtt.queued.set(to: Double(m.queued))
+            mqtt.queuedBytes.set(to: Double(m.queuedBytes))
+            mqtt.connected.set(to: m.connected ? 1 : 0)
+            copy(mqtt.sent, Double(m.sent))
+            copy(mqtt.failed, Double(m.failed))
+            copy(mqtt.dropped, Double(m.dropped))
+        }
         setBundle(s.models)
         return registry.emitToBuffer()
     }

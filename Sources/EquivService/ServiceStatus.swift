@@ -10,6 +10,8 @@ final class ServiceStatus: Sendable {
     private let recorder: ClipRecorder
     private let started = ContinuousClock.now
     private let lastError = Mutex<String?>(nil)
+    /// The MQTT publisher, when there is one (set before serving).
+    let mqtt = Mutex<MQTTPublisher?>(nil)
 
     init(pipeline: Pipeline, recorder: ClipRecorder) {
         self.pipeline = pipeline
@@ -40,6 +42,7 @@ final class ServiceStatus: Sendable {
         s.models = pipeline.recognition.modelIDs
         s.clips = recorder.clips
         s.lastError = lastError.withLock { $0 } ?? health.lastError ?? pipeline.error
+        s.mqtt = mqtt.withLock { $0 }?.status
         return s
     }
 }

@@ -61,6 +61,31 @@ struct HTTPService: Service {
     }
 }
 
+/// The MQTT publisher: connected at start, a retained `status` every `statusInterval` seconds,
+/// and at shutdown (after the pipeline, so its last predictions are queued) the queue drained
+/// for up to `drain_seconds`, `offline` said and the connection closed.
+struct MQTTService: Service {
+    let publisher: MQTTPublisher
+    let statusInterval: Double
+    let drainSeconds: Double
+    let status: @Sendable () async -> String?
+
+    func run() async throws {
+        try publisher.start()
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                if statusInterval > 0 {
+                    try? await Task.sleep(for: .seconds(statusInterval))
+                    if let line = await status() { publisher.publish(status: line) }
+                } else {
+                    try? await Task.sleep(for: .seconds(3600))
+                }
+            }
+        }
+        publisher.stop(drainSeconds: drainSeconds)
+    }
+}
+
 /// SIGHUP reloads, until shutdown.
 struct ReloadService: Service {
     let reload: @Sendable () -> Void

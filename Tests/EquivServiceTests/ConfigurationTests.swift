@@ -32,7 +32,7 @@ import Testing
             }
             return String(assignment[..<end])
         }.joined(separator: "\n")
-        #expect(keys == 31)
+        #expect(keys == 47)
         #expect(try ServiceConfiguration(toml: uncommented, file: "uncommented") == ServiceConfiguration())
     }
 

@@ -402,7 +402,7 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path):
     # With the HTTP drop-in (offline analysis reads one file: the drop-in's settings appended, as
     # systemd merges them), IP sockets open and exposure stays <= 2.5.
     with_http = tmp_path / "equivd-http.service"
-    with_http.write_text(unit.read_text() + "\n" + (ROOT / "systemd/equivd.service.d/http.conf").read_text())
+    with_http.write_text(unit.read_text() + "\n" + (ROOT / "systemd/equivd.service.d/network.conf").read_text())
     verify = subprocess.run(["systemd-analyze", "verify", str(with_http)], capture_output=True, text=True)
     assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
     level, line = exposure(with_http)
