@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-resample bench-service bench-replay canonicalizers table table-swift real-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-resample bench-service bench-fleet bench-replay canonicalizers table table-swift real-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -66,6 +66,11 @@ bench-resample: deps build
 # equivd run live on the ALSA file-plugin device in real time: CPU, RSS, latency to a socket client.
 bench-service: deps build
 	$(PYTHON) bench/service_bench.py --equivd $(RELEASE_BIN)/equivd --seconds 120
+
+# One daemon at 100x real time publishing to a real mosquitto with two subscribers, steady and
+# through a 30-second broker outage: throughput, CPU, memory, queue, losses (about 2.5 minutes).
+bench-fleet: deps build
+	$(PYTHON) bench/fleet_bench.py --equivd $(RELEASE_BIN)/equivd
 
 # Replay throughput on one core versus a numpy/scipy + onnxruntime pipeline doing the same work.
 bench-replay: deps build

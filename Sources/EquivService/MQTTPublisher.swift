@@ -92,7 +92,8 @@ public final class MQTTPublisher: @unchecked Sendable {
         let s = settings
         try MQTTError.check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311), "int_option(protocol)")
         try MQTTError.check(mosquitto_max_inflight_messages_set(handle, UInt32(s.maxInflight)), "max_inflight_messages_set")
-        try MQTTError.check(mosquitto_reconnect_delay_set(handle, 1, 30, true), "reconnect_delay_set")
+        // 1 s, doubling to at most 10 s: a broker back from an outage is found within 10 s.
+        try MQTTError.check(mosquitto_reconnect_delay_set(handle, 1, 10, true), "reconnect_delay_set")
         try MQTTError.check(mosquitto_will_set(handle, availabilityTopic, 7, "offline", s.qos, true), "will_set")
         if let user = s.username { try MQTTError.check(mosquitto_username_pw_set(handle, user, s.password), "username_pw_set") }
         if let tls = s.tls { try MQTTError.check(mosquitto_tls_set(handle, tls.ca, nil, tls.certificate, tls.key, nil), "tls_set") }

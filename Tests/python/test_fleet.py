@@ -126,11 +126,11 @@ class Subscriber:
         self.proc.wait(timeout=10)
 
 
-def mqtt_daemon(folder, port, wav, speed, loop, extra=""):
+def mqtt_daemon(folder, port, wav, speed, loop, extra="", prefix="plant/line1"):
     config = folder / "equivd.toml"
     config.write_text(f'[source]\nkind = "file"\nfile = "{wav}"\nloop = {str(loop).lower()}\nspeed = {speed}\n'
                       f'[model]\nbundle = "{ROOT / "Models"}"\n[socket]\npath = "{folder / "s.sock"}"\n'
-                      f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\ntopic_prefix = "plant/line1"\n'
+                      f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\ntopic_prefix = "{prefix}"\n'
                       f'queue_directory = "{folder / "queue"}"\ndrain_seconds = 20\n{extra}')
     return subprocess.Popen([EQUIVD, "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
 
@@ -315,3 +315,32 @@ def test_tls_with_a_client_certificate_and_a_wrong_ca_named(tmp_path):
         if sub:
             sub.close()
         broker.stop()
+
+
+def test_the_documented_bridge_carries_predictions_to_a_central_broker(tmp_path):
+    """docs/fleet/mosquitto-bridge.conf on a site broker (its address pointed at a second broker
+    here): a subscriber on the central broker gets the daemon's predictions, and the docs'
+    Prometheus config and alert rules pass promtool."""
+    central_port, site_port = free_port(), free_port()
+    central = Broker(tmp_path / "central", central_port)
+    bridge = (ROOT / "docs/fleet/mosquitto-bridge.conf").read_text().replace(
+        "central-broker.plant.example:8883", f"127.0.0.1:{central_port}")
+    site = Broker(tmp_path / "site", site_port, extra="allow_anonymous true\n" + bridge)
+    sub = Subscriber(central_port, "equivd/#", "central-historian")
+    daemon = None
+    try:
+        time.sleep(1)
+        daemon = mqtt_daemon(tmp_path, site_port, ROOT / "Samples/gear-nominal.wav", speed=2, loop=True,
+                             prefix="equivd/line1-pc")
+        wait_until(lambda: len(sub.predictions()) >= 3, 20, "predictions at the central broker")
+        assert "equivd/line1-pc/availability online" in sub.lines
+    finally:
+        if daemon:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+        sub.close()
+        site.stop()
+        central.stop()
+    for args in (["check", "rules", "docs/fleet/equivd-alerts.yml"], ["check", "config", "docs/fleet/prometheus.yml"]):
+        check = subprocess.run(["promtool", *args], cwd=ROOT, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
