@@ -13,8 +13,9 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Draw what the canonicalizer and classifier did with windows of an audio file (self-contained HTML).",
         discussion: """
-            Without --at or --all, the first window. A window is about 0.3 MB of page; --all stops \
-            after --max-windows windows and says so on the page.
+            Without --at or --all, the first window. A window is about 50 KB of page (two PNGs and \
+            the plots; more with a pretrained model's own input); --all stops after --max-windows \
+            windows (60: about 3 MB) and says so on the page.
             """
     )
 

@@ -44,7 +44,7 @@ struct Replay: ParsableCommand {
         valueName: "report.html"))
     var html: String?
 
-    @Option(name: .long, help: "With --html: at most this many wrong or abstained windows get their inspect view (about 0.3 MB each).")
+    @Option(name: .long, help: "With --html: at most this many wrong or abstained windows get their inspect view (about 50 KB each).")
     var htmlViews = 30
 
     func run() throws {
