@@ -28,8 +28,21 @@ public struct ALSACaptureConfiguration: Sendable {
     /// straight away), true waits for it with `reconnectBackoff`, as for a device lost at run
     /// time (a USB interface often appears after the service starts).
     public var waitForDevice = false
+    /// Told from the capture thread as capture is lost, comes back or overruns (the daemon logs
+    /// each); the counters in `SourceHealth` say how often.
+    public var onEvent: @Sendable (CaptureEvent) -> Void = { _ in }
 
     public init() {}
+}
+
+/// A change in capture, as it happens.
+public enum CaptureEvent: Sendable, Equatable {
+    /// The device could not be opened, or failed: it is reopened with backoff. Told once per outage.
+    case lost(String)
+    /// Opened again after `lost`.
+    case back
+    /// An overrun (or suspend) recovered in place: the audio it lost is a gap.
+    case overrun(String)
 }
 
 /// Doubling delays between retries, capped, restarting from `initial` after a success.
@@ -102,6 +115,7 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
         } catch {
             guard configuration.waitForDevice else { throw error }
             state.withLock { $0.lastError = "\(error)" }
+            configuration.onEvent(.lost("\(error)"))
         }
         let opened = first
         state.withLock { $0.negotiated = opened?.negotiated }
@@ -161,12 +175,18 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
         var converter: PeriodConverter?
         var lastDelivered = ContinuousClock.now
         var interrupted = false  // an overrun or a reopen since `lastDelivered`
+        let tell = configuration.onEvent
+        /// Records `error` and, at the start of an outage, tells of it.
+        func lose(_ error: any Error) {
+            state.withLock { $0.lastError = "\(error)" }
+            if pcm != nil { tell(.lost("\(error)")) }
+            pcm = nil
+        }
         if let first {
             do {
                 converter = try PeriodConverter(first.negotiated, outputRate: sampleRate)
             } catch {
-                state.withLock { $0.lastError = "\(error)" }
-                pcm = nil
+                lose(error)
             }
         }
         while !stopping {
@@ -180,6 +200,7 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
                     state.withLock { $0.negotiated = reopened.negotiated }
                     reconnectCount.add(1, ordering: .relaxed)
                     backoff.reset()
+                    tell(.back)
                 } catch {
                     state.withLock { $0.lastError = "\(error)" }
                 }
@@ -197,17 +218,23 @@ public final class ALSACaptureSource: AudioSource, @unchecked Sendable {
                 nonFiniteCount.add(convert.deliver(frames: frames, to: ring), ordering: .relaxed)
                 lastDelivered = .now
             } catch {
-                state.withLock { $0.lastError = "\(error)" }
                 switch CaptureErrorAction(code: error.code) {
                 case .retry:
+                    state.withLock { $0.lastError = "\(error)" }
                     continue
                 case .recover:
                     xrunCount.add(1, ordering: .relaxed)
                     interrupted = true
-                    if (try? open.recover(from: error)) == nil { pcm = nil }
+                    state.withLock { $0.lastError = "\(error)" }
+                    tell(.overrun("\(error)"))
+                    do {
+                        try open.recover(from: error)
+                    } catch {
+                        lose(error)
+                    }
                 case .reopen:
                     interrupted = true
-                    pcm = nil
+                    lose(error)
                 }
             }
         }

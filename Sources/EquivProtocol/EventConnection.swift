@@ -14,6 +14,8 @@ public enum ConnectionError: Error, Equatable, CustomStringConvertible {
     case system(call: String, path: String, errno: Int32)
     /// The daemon did not answer in time.
     case timedOut(path: String)
+    /// The daemon turned this connection away (`too_many_clients`).
+    case refused(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum ConnectionError: Error, Equatable, CustomStringConvertible {
         case .permissionDenied(let path): "\(path): permission denied (is this user in the socket's group?)"
         case .system(let call, let path, let code): "\(path): \(call) failed: \(String(cString: strerror(code)))"
         case .timedOut(let path): "\(path): no answer from equivd"
+        case .refused(let path, let reason): "\(path): equivd refused the connection: \(reason)"
         }
     }
 }
@@ -94,6 +97,7 @@ public final class EventConnection {
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut(path: path) }
+                if errno == ECONNRESET { return nil }  // closed by the daemon with our request unread
                 throw .system(call: "read", path: path, errno: errno)
             }
             if n == 0 { return nil }
@@ -106,7 +110,12 @@ public final class EventConnection {
         let bytes = Array((line + "\n").utf8)
         var sent = 0
         while sent < bytes.count {
+            // MSG_NOSIGNAL: a daemon that closed the connection is an error to report, not SIGPIPE.
+            #if canImport(Glibc)
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            #else
             let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            #endif
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .system(call: "write", path: path, errno: errno)
@@ -118,10 +127,25 @@ public final class EventConnection {
     /// Sends `request` and returns the first line of the reply whose type is one of `types`,
     /// skipping the events the daemon streams meanwhile.
     public func request(_ request: Request, replyTypes types: Set<String>) throws(ConnectionError) -> Substring {
-        try send(EventProtocol.line(request).dropLast().description)
+        do {
+            try send(EventProtocol.line(request).dropLast().description)
+        } catch {
+            // Refused at once (`too_many_clients`)? Then its reason is waiting to be read.
+            while let line = try? readLine() { try Self.refusal(line, path: path) }
+            throw error
+        }
         while let line = try readLine() {
-            if let type = EventProtocol.type(of: line), types.contains(type) { return line }
+            guard let type = EventProtocol.type(of: line) else { continue }
+            if types.contains(type) { return line }
+            try Self.refusal(line, path: path)
         }
         throw .notRunning(path: path, reason: "connection closed before the reply")
+    }
+
+    /// Throws `.refused` if `line` is the daemon turning this connection away.
+    private static func refusal(_ line: Substring, path: String) throws(ConnectionError) {
+        guard EventProtocol.type(of: line) == "error", let error = try? EventProtocol.decode(ErrorEvent.self, from: line),
+              error.code == "too_many_clients" else { return }
+        throw .refused(path: path, reason: error.message)
     }
 }

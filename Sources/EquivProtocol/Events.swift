@@ -226,6 +226,8 @@ public struct StatusEvent: Codable, Sendable {
     public var clients: [Client] = []
     /// Clients disconnected because they stopped reading for too long.
     public var clientsDisconnected = 0
+    /// Connections refused because `socket.max_clients` were connected.
+    public var clientsRefused = 0
     public var models: [String: String] = [:]
     public var clips = 0
     public var lastError: String? = nil
@@ -241,8 +243,9 @@ public struct StatusEvent: Codable, Sendable {
 public struct ErrorEvent: Codable, Sendable {
     public var type = "error"
     public var v = EventProtocol.version
-    /// A stable identifier: `bad_request`, `request_too_long`, `events_dropped`, `permission_denied`,
-    /// `reload_failed`, `clip_failed`.
+    /// A stable identifier: `bad_request`, `request_too_long` (the connection is then closed),
+    /// `too_many_clients` (likewise), `events_dropped`, `permission_denied`, `reload_failed`,
+    /// `clip_failed`, `mqtt`.
     public var code: String
     public var message: String
     /// For `events_dropped`: how many events this client lost since it was last told.

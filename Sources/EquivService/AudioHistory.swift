@@ -8,6 +8,8 @@ final class AudioHistory: @unchecked Sendable {
     private var samples: [Float]
     /// Samples written since the stream began; sample i sits at index i % capacity.
     private var total = 0
+    /// The first sample still kept: `total - capacity` once full, later while a grown buffer fills.
+    private var keptFrom = 0
 
     init(capacity: Int) {
         samples = Array(repeating: 0, count: max(1, capacity))
@@ -17,10 +19,11 @@ final class AudioHistory: @unchecked Sendable {
     func reserve(_ capacity: Int) {
         lock.withLock {
             guard capacity > samples.count else { return }
-            let kept = max(0, total - samples.count)..<total
+            let kept = oldestKept..<total
             var grown = [Float](repeating: 0, count: capacity)
             for i in kept { grown[i % capacity] = samples[i % samples.count] }
             samples = grown
+            keptFrom = kept.lowerBound
         }
     }
 
@@ -48,10 +51,15 @@ final class AudioHistory: @unchecked Sendable {
         }
     }
 
+    /// The first stream sample still kept.
+    var oldest: Int { lock.withLock { oldestKept } }
+
+    private var oldestKept: Int { max(keptFrom, total - samples.count) }
+
     /// Stream samples `range` (indices since the stream began), or nil if any is no longer kept.
     func copy(_ range: Range<Int>) -> [Float]? {
         lock.withLock {
-            guard range.lowerBound >= max(0, total - samples.count), range.upperBound <= total else { return nil }
+            guard range.lowerBound >= oldestKept, range.upperBound <= total else { return nil }
             return range.map { samples[$0 % samples.count] }
         }
     }
@@ -60,7 +68,7 @@ final class AudioHistory: @unchecked Sendable {
     /// stream began, or already overwritten).
     func samples(_ count: Int, endingAt end: Int) -> [Float] {
         lock.withLock {
-            let oldest = max(0, total - samples.count)
+            let oldest = oldestKept
             return ((end - count)..<end).map { $0 >= oldest && $0 < total ? samples[$0 % samples.count] : 0 }
         }
     }

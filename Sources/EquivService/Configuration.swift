@@ -1,6 +1,7 @@
 import EquivAudio
 import EquivProtocol
 import Foundation
+import Logging
 import TOMLKit
 
 /// A configuration problem, naming the key (`section.key`) and, where known, the line.
@@ -26,7 +27,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
     public struct Source: Sendable, Equatable {
         public var kind = SourceKind.alsa
-        public var device = "default"
+        /// ALSA's first card through its plug converter, never a sound server: "default" is
+        /// PipeWire or PulseAudio on a desktop Debian, which a system user cannot reach.
+        public var device = "sysdefault"
         /// An alsa-lib configuration file to define `device` in; empty for the system's.
         public var alsaConfig = ""
         public var sampleRate = 16_000
@@ -66,6 +69,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var maxRequestBytes = 4096
         public var clientBufferEvents = 256
         public var clientDropLimit = 10_000
+        /// Clients served at once; one more is told `too_many_clients` and closed, so clients can
+        /// never take the descriptors capture, clips and the queue need.
+        public var maxClients = 64
         public var sendBufferBytes = 0
         public var statusInterval = 10.0
     }
@@ -112,6 +118,11 @@ public struct ServiceConfiguration: Sendable, Equatable {
         public var drainSeconds = 5.0
     }
 
+    /// The daemon's log (stderr; the journal under systemd).
+    public struct Log: Sendable, Equatable {
+        public var level = Logger.Level.info
+    }
+
     public var source = Source()
     public var model = Model()
     public var pipeline = Pipeline()
@@ -119,6 +130,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var spool = Spool()
     public var http = HTTP()
     public var mqtt = MQTT()
+    public var log = Log()
 
     public init() {}
 
@@ -170,6 +182,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         try require(socket.maxRequestBytes >= 64, "socket.max_request_bytes", "must be at least 64")
         try require(socket.clientBufferEvents >= 1, "socket.client_buffer_events", "must be at least 1")
         try require(socket.clientDropLimit >= 1, "socket.client_drop_limit", "must be at least 1")
+        try require((1...100_000).contains(socket.maxClients), "socket.max_clients", "must be in 1...100000")
         try require(socket.sendBufferBytes >= 0, "socket.send_buffer_bytes", "must not be negative")
         try require(socket.statusInterval > 0, "socket.status_interval", "must be positive")
         try require(spool.quotaBytes >= 0, "spool.quota_bytes", "must not be negative")
@@ -233,7 +246,7 @@ private struct TableReader {
 
     mutating func read(_ table: TOMLTable, into c: inout ServiceConfiguration) throws(ConfigurationError) {
         for section in table.keys {
-            guard ["source", "model", "pipeline", "socket", "spool", "http", "mqtt"].contains(section) else {
+            guard ["source", "model", "pipeline", "socket", "spool", "http", "mqtt", "log"].contains(section) else {
                 throw error(section, nil, "unknown section")
             }
             guard let inner = table[section]?.table else {
@@ -268,6 +281,7 @@ private struct TableReader {
                 case ("socket", "max_request_bytes"): c.socket.maxRequestBytes = try int(value, section, key)
                 case ("socket", "client_buffer_events"): c.socket.clientBufferEvents = try int(value, section, key)
                 case ("socket", "client_drop_limit"): c.socket.clientDropLimit = try int(value, section, key)
+                case ("socket", "max_clients"): c.socket.maxClients = try int(value, section, key)
                 case ("socket", "send_buffer_bytes"): c.socket.sendBufferBytes = try int(value, section, key)
                 case ("socket", "status_interval"): c.socket.statusInterval = try double(value, section, key)
                 case ("spool", "directory"): c.spool.directory = try string(value, section, key)
@@ -292,6 +306,7 @@ private struct TableReader {
                 case ("mqtt", "queue_directory"): c.mqtt.queueDirectory = try string(value, section, key)
                 case ("mqtt", "queue_bytes"): c.mqtt.queueBytes = try int(value, section, key)
                 case ("mqtt", "drain_seconds"): c.mqtt.drainSeconds = try double(value, section, key)
+                case ("log", "level"): c.log.level = try choice(value, section, key)
                 default: throw error(section, key, "unknown key")
                 }
             }
@@ -379,8 +394,9 @@ extension ServiceConfiguration.MQTT {
 }
 
 extension ServiceConfiguration.Source {
-    /// The capture settings these keys describe, delivering at `outputRate`.
-    func alsaCapture(outputRate: Int) -> ALSACaptureConfiguration {
+    /// The capture settings these keys describe, delivering at `outputRate`, telling `onEvent`
+    /// of losses, recoveries and overruns.
+    func alsaCapture(outputRate: Int, onEvent: @escaping @Sendable (CaptureEvent) -> Void = { _ in }) -> ALSACaptureConfiguration {
         var alsa = ALSACaptureConfiguration()
         alsa.device = device
         alsa.configFile = alsaConfig.isEmpty ? nil : alsaConfig
@@ -392,6 +408,7 @@ extension ServiceConfiguration.Source {
         alsa.bufferFrames = bufferFrames
         alsa.ringSeconds = ringSeconds
         alsa.waitForDevice = true  // a device absent at start is waited for, as one lost later
+        alsa.onEvent = onEvent
         return alsa
     }
 }

@@ -1,5 +1,6 @@
 import EquivProtocol
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -18,7 +19,9 @@ public struct ServerError: Error, CustomStringConvertible {
 /// that the kernel and NIO's own buffer could not take yet: when it is full the oldest event is
 /// dropped and counted, the client is told how many it lost once it reads again, and a client
 /// that loses `dropLimit` events in a row is disconnected. A slow or hostile client therefore
-/// costs the others nothing.
+/// costs the others nothing. At most `maxClients` are served at once, so clients never take the
+/// descriptors the rest of the daemon needs; a request line past `maxRequestBytes` is answered
+/// `request_too_long` and the connection closed without reading on.
 public final class EventServer: @unchecked Sendable {
     public struct Settings: Sendable {
         public var path: String
@@ -28,6 +31,7 @@ public final class EventServer: @unchecked Sendable {
         public var maxRequestBytes: Int
         public var clientBufferEvents: Int
         public var dropLimit: Int
+        public var maxClients: Int
         public var sendBufferBytes: Int
         public var statusInterval: Double
     }
@@ -65,8 +69,11 @@ public final class EventServer: @unchecked Sendable {
     private var clients: [ObjectIdentifier: ClientHandler] = [:]
     private var nextClientID = 1
     private var disconnected = 0
+    private var refused = 0
     private var statusTask: RepeatedTask?
     private var socketWatch: RepeatedTask?
+
+    private let logger = DaemonLog.logger
 
     public init(settings: Settings) {
         self.settings = settings
@@ -142,7 +149,7 @@ public final class EventServer: @unchecked Sendable {
             do {
                 lock = try SocketLock(socketPath: settings.path)
             } catch {
-                FileHandle.standardError.write(Data("equivd: \(error); not listening again\n".utf8))
+                logger.error("\(error); not listening again")
                 return
             }
         }
@@ -153,9 +160,9 @@ public final class EventServer: @unchecked Sendable {
             switch result {
             case .success(let channel):
                 serverChannel = channel
-                FileHandle.standardError.write(Data("equivd: \(settings.path) was removed; listening again\n".utf8))
+                logger.warning("\(settings.path) was removed; listening again")
             case .failure(let error):  // tried again next second
-                FileHandle.standardError.write(Data("equivd: cannot recreate \(settings.path): \(error)\n".utf8))
+                logger.error("cannot recreate \(settings.path): \(error)")
             }
         }
     }
@@ -198,13 +205,27 @@ public final class EventServer: @unchecked Sendable {
 
     // MARK: On the loop
 
+    /// Serves `client`, or refuses it when `maxClients` are connected.
     fileprivate func added(_ client: ClientHandler) {
+        guard clients.count < settings.maxClients else {
+            refused += 1
+            // Once per hundred: a flood of connections must not flood the journal.
+            if refused % 100 == 1 {
+                logger.warning("client \(client.id) refused: \(settings.maxClients) clients connected (socket.max_clients); \(refused) refused so far")
+            }
+            client.close(with: ErrorEvent(
+                code: "too_many_clients", message: "\(settings.maxClients) clients are connected, the most socket.max_clients allows"))
+            return
+        }
         clients[ObjectIdentifier(client)] = client
         client.enqueue(ByteBuffer(string: callbacks.hello()))
     }
 
     fileprivate func removed(_ client: ClientHandler, forDropping: Bool) {
-        if clients.removeValue(forKey: ObjectIdentifier(client)) != nil && forDropping { disconnected += 1 }
+        if clients.removeValue(forKey: ObjectIdentifier(client)) != nil && forDropping {
+            disconnected += 1
+            logger.warning("client \(client.id) disconnected: it lost \(settings.dropLimit) events in a row without reading")
+        }
     }
 
     fileprivate func handle(_ request: Request, from client: ClientHandler) {
@@ -250,6 +271,7 @@ public final class EventServer: @unchecked Sendable {
         var status = callbacks.status()
         status.clients = clientFigures()
         status.clientsDisconnected = disconnected
+        status.clientsRefused = refused
         return status
     }
 
@@ -361,11 +383,27 @@ private final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
             .flatMapErrorThrowing { _ in }
     }
 
+    /// Sends `error` after what is queued, then closes: a refused or misbehaving client.
+    func close(with error: ErrorEvent) {
+        guard let context, !closing else { return }
+        closing = true
+        while let next = pending.popFirst() { context.write(wrapOutboundOut(next), promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: EventProtocol.line(error)))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         let incoming = unwrapInboundIn(data)
         for item in requests.feed(incoming.readableBytesView) {
             switch item {
             case .request(let request): server.handle(request, from: self)
+            case .error(let code, let message) where code == "request_too_long":
+                // Reading a hostile line to its end costs time for nothing: close now.
+                close(with: ErrorEvent(code: code, message: message))
+                return
             case .error(let code, let message): enqueue(ByteBuffer(string: EventProtocol.line(ErrorEvent(code: code, message: message))))
             }
         }

@@ -131,6 +131,11 @@ public final class Pipeline: @unchecked Sendable {
         current.withLock { $0 = recognition }
     }
 
+    /// Runs `work` on the inference queue after the window being decided now (if any).
+    public func afterCurrentWindow(_ work: @escaping @Sendable () -> Void) {
+        inferenceQueue.async(execute: work)
+    }
+
     /// The DSP stage: read, analyse, hand windows on; returns when the source ends.
     private func analyse() {
         let p = frontEndParameters

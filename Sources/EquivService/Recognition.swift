@@ -25,6 +25,11 @@ public struct Recognition: @unchecked Sendable {
         malloc_trim(0)
     }
 
+    /// "canonicalizer 1a2b…, classifier 3c4d…", as logs and `--version` name the models.
+    public var describedModels: String {
+        modelIDs.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+
     public func hello(source: String) -> HelloEvent {
         let m = recognizer.manifest
         let json = (try? JSONEncoder().encode(m.frontEnd)).flatMap { try? JSONSerialization.jsonObject(with: $0) }

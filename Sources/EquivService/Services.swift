@@ -22,6 +22,7 @@ final class PipelineService: Service, Sendable {
         await withGracefulShutdownHandler {
             for await _ in end.stream {}
         } onGracefulShutdown: { [self] in
+            DaemonLog.logger.info("stopping: capture ends, the windows already read are decided")
             pipeline.stop()
             DispatchQueue.global().async { [self] in
                 if !pipeline.wait(timeout: 1) {

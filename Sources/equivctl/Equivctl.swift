@@ -12,6 +12,7 @@ struct Equivctl: ParsableCommand {
             running (no socket, or nobody listening), \(ExitCode.permissionDenied.rawValue) permission \
             denied on the socket.
             """,
+        version: EquivdVersion.line(tool: "equivctl"),
         subcommands: [Tail.self, Status.self, Reload.self]
     )
 }
@@ -43,7 +44,7 @@ struct Failure: Error {
 
     var exitCode: ExitCode {
         switch error {
-        case .notRunning: .notRunning
+        case .notRunning, .refused: .notRunning
         case .permissionDenied: .permissionDenied
         case .system, .timedOut: .failure
         }
@@ -124,6 +125,10 @@ struct Tail: ParsableCommand {
                         note("connected to equivd: \(hello.source), mode \(hello.mode.rawValue), models " + hello.models.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                     } else if type == "error", let error = try? EventProtocol.decode(ErrorEvent.self, from: line) {
                         note("error (\(error.code)): \(error.message)")
+                        if error.code == "too_many_clients" {
+                            if noReconnect { Equivctl.exit(withError: ExitCode.notRunning) }
+                            Thread.sleep(forTimeInterval: 1)  // a slot frees when another client leaves
+                        }
                     }
                 }
             } catch {

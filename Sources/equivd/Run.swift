@@ -1,4 +1,6 @@
 import ArgumentParser
+import EquivAudio
+import EquivCore
 import EquivService
 import Foundation
 import Synchronization
@@ -9,7 +11,11 @@ struct Run: ParsableCommand {
         abstract: "Listen, classify and publish events on the Unix socket until SIGTERM.",
         discussion: """
             Settings come from --config (TOML; see Config/equivd.toml) and then from the flags, which \
-            override the file. SIGHUP reloads the file and the bundle; SIGTERM stops cleanly.
+            override the file. SIGHUP reloads the file and the bundle; SIGTERM stops cleanly. The log \
+            goes to stderr (with journald's priority prefixes under systemd). Exit status (sysexits): \
+            0 stopped, 66 the file to play cannot be opened, 69 the socket cannot be served (another \
+            equivd holds it), 74 the stream failed while running, 78 configuration or bundle refused, \
+            70 anything else.
             """
     )
 
@@ -41,6 +47,7 @@ struct Run: ParsableCommand {
     /// it, so that `main` stays synchronous: with an async `main`, Debian's valgrind 3.19 crashed
     /// (an internal SIGSEGV) on every command of this binary, and `make memcheck` runs it.
     func run() throws {
+        DaemonLog.bootstrap()
         let overrides = self
         let outcome = Mutex<Result<Bool, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
@@ -57,10 +64,28 @@ struct Run: ParsableCommand {
             done.signal()
         }
         done.wait()
-        let drained = try outcome.withLock { $0 }?.get() ?? true  // set before `done` is signalled
+        let drained: Bool
+        do {
+            drained = try outcome.withLock { $0 }?.get() ?? true  // set before `done` is signalled
+        } catch {
+            if !(error is DaemonError) { DaemonLog.logger.critical("cannot start: \(error)") }  // the daemon logged its own
+            throw ExitCode(Self.exitStatus(for: error))
+        }
         guard drained else {
             fflush(nil)
             _exit(0)  // inference is stuck in a model call: skip the exit-time destructors under it
+        }
+    }
+
+    /// sysexits(3) codes, so that systemd's `Restart=on-failure` acts on every fatal condition and
+    /// `RestartPreventExitStatus=78` keeps a bad configuration from restarting in a loop.
+    static func exitStatus(for error: any Error) -> Int32 {
+        switch error {
+        case is ConfigurationError, is BundleError: 78  // EX_CONFIG
+        case is AudioFileError: 66  // EX_NOINPUT
+        case is ServerError: 69  // EX_UNAVAILABLE
+        case is DaemonError: 74  // EX_IOERR
+        default: 70  // EX_SOFTWARE
         }
     }
 

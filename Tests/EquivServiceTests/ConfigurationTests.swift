@@ -32,7 +32,7 @@ import Testing
             }
             return String(assignment[..<end])
         }.joined(separator: "\n")
-        #expect(keys == 47)
+        #expect(keys == 49)
         #expect(try ServiceConfiguration(toml: uncommented, file: "uncommented") == ServiceConfiguration())
     }
 
@@ -75,6 +75,8 @@ import Testing
          "t.toml: http.listen: must be host:port with a numeric address, e.g. \"127.0.0.1:9730\" or \"[::1]:9730\", got \"plant-pc:80\""),
         ("[http]\nlisten = \"0.0.0.0:9730\"\n",
          "t.toml: http.listen: 0.0.0.0:9730 is not a loopback address; set http.allow_non_loopback = true to serve other hosts"),
+        ("[log]\nlevel = \"loud\"\n", "t.toml:2: log.level: must be one of trace, debug, info, notice, warning, error, critical, got \"loud\""),
+        ("[socket]\nmax_clients = 0\n", "t.toml: socket.max_clients: must be in 1...100000"),
         ("[http]\nlisten = \"[::]:9730\"\n",
          "t.toml: http.listen: [::]:9730 is not a loopback address; set http.allow_non_loopback = true to serve other hosts"),
     ])
@@ -137,6 +139,20 @@ import Testing
         #expect(h.copy(6..<10) == [6, 7, 8, 9])
         #expect(h.copy(5..<7) == nil)
         #expect(h.copy(9..<11) == nil)
+    }
+
+    /// Grown by a reload (a longer clip context): what was kept stays readable, nothing older
+    /// reads as silence, and the new room fills from then on.
+    @Test func historyGrowsWithoutInventingAudio() {
+        let h = AudioHistory(capacity: 4)
+        Array((0..<10).map(Float.init)).withUnsafeBufferPointer { h.append($0) }
+        h.reserve(8)
+        #expect(h.oldest == 6 && h.copy(6..<10) == [6, 7, 8, 9])
+        #expect(h.copy(4..<10) == nil, "samples overwritten before the growth are not kept")
+        Array((10..<12).map(Float.init)).withUnsafeBufferPointer { h.append($0) }
+        #expect(h.oldest == 6 && h.copy(6..<12) == [6, 7, 8, 9, 10, 11])
+        Array((12..<20).map(Float.init)).withUnsafeBufferPointer { h.append($0) }
+        #expect(h.oldest == 12 && h.copy(12..<20) == (12..<20).map(Float.init))
     }
 }
 

@@ -12,7 +12,7 @@ import Testing
     func makeServer(bufferEvents: Int = 16, dropLimit: Int = 100_000) throws -> EventServer {
         let server = EventServer(settings: .init(
             path: folder.file("s.sock"), mode: 0o660, group: nil, maxRequestBytes: 4096,
-            clientBufferEvents: bufferEvents, dropLimit: dropLimit, sendBufferBytes: 4096, statusInterval: 3600))
+            clientBufferEvents: bufferEvents, dropLimit: dropLimit, maxClients: 64, sendBufferBytes: 4096, statusInterval: 3600))
         try server.start(callbacks: .init(
             hello: { EventProtocol.line(ErrorEvent(code: "hello", message: "")) },
             status: { StatusEvent() },
@@ -114,18 +114,55 @@ import Testing
         defer { server.stop() }
         let client = try EventConnection(path: folder.file("s.sock"), timeout: 10)
         _ = try client.readLine()  // hello
-        try client.send(String(repeating: "a", count: 10_000))
         try client.send("{not json")
         try client.send(#"{"cmd":"shutdown"}"#)
         try client.send(#"{"cmd":"reload"}"#)
         var codes: [String] = []
-        while codes.count < 4, let line = try client.readLine() {
+        while codes.count < 3, let line = try client.readLine() {
             if let e = try? EventProtocol.decode(ErrorEvent.self, from: line) { codes.append(e.code) }
             if let r = try? EventProtocol.decode(ReloadEvent.self, from: line), r.type == "reload" { codes.append("reload ok \(r.ok)") }
         }
-        #expect(codes == ["request_too_long", "bad_request", "bad_request", "reload ok true"])
+        #expect(codes == ["bad_request", "bad_request", "reload ok true"])
     }
 
+    /// A line past `maxRequestBytes` is answered and the connection closed, so a hostile client
+    /// costs the bound and not the length of its line; the other clients are served on.
+    @Test func anOverlongRequestClosesThatConnectionOnly() throws {
+        let server = try makeServer()
+        defer { server.stop() }
+        let other = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        let client = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        _ = try client.readLine()  // hello
+        try client.send(String(repeating: "a", count: 10_000))
+        var codes: [String] = []
+        while let line = try client.readLine() {  // ends: the server closed the connection
+            if let e = try? EventProtocol.decode(ErrorEvent.self, from: line) { codes.append(e.code) }
+        }
+        #expect(codes == ["request_too_long"])
+        _ = try other.readLine()  // hello
+        #expect(try other.request(Request(cmd: .status), replyTypes: ["status"]).contains(#""type":"status""#))
+    }
+
+    /// Past `maxClients`, a client gets `too_many_clients` and is closed; once one leaves, a new
+    /// one is served.
+    @Test func clientsPastTheLimitAreRefused() throws {
+        let server = EventServer(settings: .init(
+            path: folder.file("s.sock"), mode: 0o660, group: nil, maxRequestBytes: 4096,
+            clientBufferEvents: 16, dropLimit: 100, maxClients: 2, sendBufferBytes: 4096, statusInterval: 3600))
+        try server.start(callbacks: .init(hello: { EventProtocol.line(StatusEvent()) }, status: { StatusEvent() }, reload: { _ in }))
+        defer { server.stop() }
+        var served = [try EventConnection(path: folder.file("s.sock"), timeout: 10), try EventConnection(path: folder.file("s.sock"), timeout: 10)]
+        for c in served { _ = try c.readLine() }
+        let third = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        #expect(throws: ConnectionError.refused(path: folder.file("s.sock"), reason: "2 clients are connected, the most socket.max_clients allows")) {
+            _ = try third.request(Request(cmd: .status), replyTypes: ["status"])
+        }
+        served.removeFirst()
+        let status = try served[0].request(Request(cmd: .status), replyTypes: ["status"])
+        #expect(try EventProtocol.decode(StatusEvent.self, from: status).clientsRefused == 1)
+        let fourth = try EventConnection(path: folder.file("s.sock"), timeout: 10)
+        #expect(try fourth.request(Request(cmd: .status), replyTypes: ["status"]).contains(#""type":"status""#))
+    }
 }
 
 /// Integers received by a reader thread.

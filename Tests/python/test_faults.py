@@ -22,7 +22,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from test_service import EQUIVD, PERIOD, RATE, ROOT, NotifySocket, read_wav, status, tail_json, wait_until
+from test_service import EQUIVD, PERIOD, RATE, ROOT, LogLines, NotifySocket, read_wav, status, tail_json, wait_until
 
 
 def pings(notify, after):
@@ -31,12 +31,14 @@ def pings(notify, after):
 
 def watched_daemon(folder, source, bundle, extra=""):
     """`equivd run` with `source` (the [source] table's lines) and `bundle`, on folder/s.sock,
-    with a notify socket and WatchdogSec=1 of the test's own; `extra` adds sections."""
+    with a notify socket and WatchdogSec=1 of the test's own; `extra` adds sections. Its log is
+    collected in `daemon.log` (LogLines)."""
     sock = folder / "s.sock"
     (folder / "equivd.toml").write_text(f'[source]\n{source}\n[model]\nbundle = "{bundle}"\n[socket]\npath = "{sock}"\n{extra}')
     notify = NotifySocket(folder / "notify")
-    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(folder / "equivd.toml")],
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(folder / "equivd.toml")], stderr=subprocess.PIPE, text=True,
                               env=dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000"))
+    daemon.log = LogLines(daemon.stderr)
     return daemon, notify, sock
 
 
@@ -115,6 +117,8 @@ def test_capture_overrun_is_recovered(clocked_daemon):
             assert abs(b["stream_start"] - a["stream_start"] - 0.5) < 1e-9, "unbroken audio: a window every 0.5 s"
     s = status(d["sock"])
     assert s["gaps"] == 1 and abs(s["dropped_samples"] / RATE * 1000 - gap) < 1
+    overran = d["daemon"].log.having("capture from equivtest overran")
+    assert len(overran) == s["xruns"] and " warning " in overran[0], d["daemon"].log.lines
 
 
 def test_stalled_source_stops_the_watchdog_until_it_resumes(clocked_daemon):
@@ -246,6 +250,9 @@ def test_a_device_absent_at_start_is_waited_for(tmp_path, clocked_plugin):
         (tmp_path / "audio.raw").write_bytes(read_wav(ROOT / "Samples/gear-nominal.wav").tobytes())  # it appears
         wait_until(lambda: status(sock)["audio_seconds"] > 0.5, 10, "capture once the device appeared")
         assert status(sock)["reconnects"] >= 1
+        log = daemon.log
+        assert len(log.having("capture from equivtest lost: ")) == 1, "one line per outage, however many reopens"
+        assert len(log.having("capture from equivtest is back")) == 1 and log.having("ready: waiting for audio from equivtest")
     finally:
         daemon.terminate()
         assert daemon.wait(timeout=10) == 0

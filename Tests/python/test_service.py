@@ -114,6 +114,22 @@ class Lines(threading.Thread):
         return [e for e in self.items if e["type"] == kind]
 
 
+class LogLines(threading.Thread):
+    """Collects a daemon's stderr (its log) line by line, so the pipe never fills."""
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream, self.lines = stream, []
+        self.start()
+
+    def run(self):
+        for line in self.stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def having(self, text):
+        return [l for l in self.lines if text in l]
+
+
 def tail_json(sock):
     """`equivctl tail --json` on `sock`, without reconnecting; its events as they arrive."""
     proc = subprocess.Popen([EQUIVCTL, "tail", "--json", "--no-reconnect", "--socket", str(sock)],
@@ -388,9 +404,13 @@ def test_file_source_ends_the_run_and_removes_the_socket(tmp_path):
 def test_systemd_unit_verifies_and_is_hardened(tmp_path):
     if not shutil.which("systemd-analyze"):
         pytest.fail("systemd-analyze missing: scripts/install-deps.sh installs systemd")
-    # The unit as shipped, with ExecStart pointing at this build (verify checks that it exists).
+    # The unit as shipped, with ExecStart pointing at this build (verify checks that it exists)
+    # and without its man pages, which only the package installs (make test-package verifies the
+    # installed unit with them).
     unit = tmp_path / "equivd.service"
-    unit.write_text((ROOT / "systemd/equivd.service").read_text().replace("/usr/local/bin/equivd", EQUIVD))
+    shipped = (ROOT / "systemd/equivd.service").read_text()
+    assert "ExecStart=/usr/bin/equivd run" in shipped and "LimitNOFILE=" in shipped
+    unit.write_text(shipped.replace("/usr/bin/equivd", EQUIVD).replace("man:equivd(1) man:equivctl(1) ", ""))
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
     def exposure(path):
@@ -604,12 +624,14 @@ def test_a_second_daemon_on_the_same_socket_refuses_and_leaves_the_first_serving
 
 
 def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
-    """Binary garbage, a 10 MB line and 1000 connections at once, while a healthy client reads."""
+    """Binary garbage, a 10 MB line and 1000 connections at once, while a healthy client reads:
+    the long line is cut off at the bound (not read to its end), connections past
+    `socket.max_clients` are refused with `too_many_clients`, and the healthy client misses nothing."""
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
     sock = tmp_path / "s.sock"
-    daemon = looping_daemon(tmp_path, sock, speed=SPEED * 2 / 3)
+    daemon = looping_daemon(tmp_path, sock, speed=SPEED * 2 / 3, extra="max_clients = 40\n")
     try:
         wait_until(sock.exists, 30, "the socket")
         healthy, lines = tail_json(sock)
@@ -622,21 +644,40 @@ def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
         huge = socket.socket(socket.AF_UNIX)
         huge.connect(str(sock))
         huge.settimeout(30)
-        huge.sendall(b"{" + b"x" * 10_000_000 + b"}\n")
-        crowd = []
+        line, sent = b"{" + b"x" * 10_000_000 + b"}\n", 0
+        try:
+            while sent < len(line):
+                sent += huge.send(line[sent:sent + 65536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert sent < len(line), "the daemon read the whole 10 MB line instead of closing at the bound"
+        reply = b""
+        try:  # closed with the rest of the line unread: after the reply, the reset (not EOF)
+            while chunk := huge.recv(65536):
+                reply += chunk
+        except ConnectionResetError:
+            pass
+        assert b"request_too_long" in reply
+        crowd, refusals = [], 0
         for _ in range(1000):
             c = socket.socket(socket.AF_UNIX)
             c.connect(str(sock))
             crowd.append(c)
-        # The huge line was answered with request_too_long, not read into memory.
-        reply = b""
-        while b"request_too_long" not in reply:
-            reply += huge.recv(65536)
+        for c in crowd:
+            c.settimeout(10)
+            first = c.recv(4096)
+            refusals += b"too_many_clients" in first
         before = len(lines.of("prediction"))
         wait_until(lambda: len(lines.of("prediction")) >= before + 8, 30, "predictions during the attack")
-        assert len(status(sock)["clients"]) >= 1000
+        crowded = subprocess.run([EQUIVCTL, "status", "--socket", str(sock)], capture_output=True, text=True)
+        assert crowded.returncode == 69 and "refused the connection" in crowded.stderr and "socket.max_clients" in crowded.stderr
         for c in crowd + [garbage, huge]:
             c.close()
+        assert refusals >= 1000 - 40
+        wait_until(lambda: subprocess.run([EQUIVCTL, "status", "--socket", str(sock)], capture_output=True).returncode == 0,
+                   10, "status once the crowd left")
+        after = status(sock)
+        assert len(after["clients"]) <= 40 and after["clients_refused"] >= refusals
         seqs = [p["seq"] for p in lines.of("prediction")]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the healthy client lost or reordered events"
         assert not [e for e in lines.of("error") if e["code"] == "events_dropped"]
@@ -648,9 +689,11 @@ def test_hostile_traffic_never_affects_a_healthy_client(tmp_path):
 
 
 def test_full_disk_under_the_clip_spool_loses_clips_not_predictions(tmp_path):
+    """A spool on a full disk (a 512 KiB tmpfs: room for a few clips and their pages): clips fail
+    with `clip_failed`, leave nothing half-written, and every prediction still goes out."""
     spool = tmp_path / "clips"
     spool.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(spool)], capture_output=True, text=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(spool)], capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
     try:
