@@ -31,6 +31,8 @@ APT_PACKAGES=(
     python3-pil python3-matplotlib python3-html5lib chromium fonts-dejavu-core
     # the fleet tests: a real Prometheus (and promtool) and a real mosquitto broker
     prometheus mosquitto mosquitto-clients libmosquitto-dev openssl
+    # make deb and make test-package
+    dpkg-dev debootstrap lintian man-db
 )
 [ "${1:-}" = "--torch" ] && APT_PACKAGES+=(python3-torch python3-torchaudio)
 
