@@ -156,9 +156,13 @@ def test_every_prediction_reaches_a_subscriber_across_a_broker_outage(tmp_path):
     time.sleep(0.5)
     daemon = mqtt_daemon(tmp_path, port, wav, speed=2, loop=False)
     try:
+        from test_service import status
         time.sleep(2)
         broker.stop()
-        time.sleep(4)
+        waited = []
+        wait_until(lambda: waited.append(status(tmp_path / "s.sock")["mqtt"]["queued"]) or waited[-1] >= 3, 4,
+                   "predictions waiting on disk during the outage")
+        time.sleep(max(0, 4 - 0.05 * len(waited)))
         broker.start()
         assert daemon.wait(timeout=60) == 0, daemon.stderr.read()
         wait_until(lambda: len({p["seq"] for p in sub.predictions()}) >= len(expected), 20, "every prediction at the subscriber")
@@ -190,6 +194,7 @@ def test_queued_predictions_survive_kill_9_during_an_outage(tmp_path):
     first.wait()
     queued = [json.loads(f.read_text().split("\n", 1)[1]) for f in sorted((tmp_path / "queue").glob("*.msg"))]
     assert len(queued) >= 10 and not list((tmp_path / "queue").glob("*.partial"))
+    assert [q["seq"] for q in queued] == list(range(len(queued))), "every prediction since the start is on disk, in order"
     run = queued[0]["run"]
     broker = Broker(tmp_path / "broker", port)
     sub = Subscriber(port, "plant/line1/prediction", "historian")
@@ -283,8 +288,9 @@ def certificates(folder):
 
 def test_tls_with_a_client_certificate_and_a_wrong_ca_named(tmp_path):
     """TLS to a broker that requires client certificates: with the right CA and a certificate it
-    signed, predictions arrive; with another CA the verification failure is named in status."""
-    from test_service import status
+    signed, predictions arrive; with another CA the verification failure is named in status and
+    the log while socket clients are served."""
+    from test_service import status, tail_json
     certs = tmp_path / "certs"
     certs.mkdir()
     certificates(certs)
@@ -299,9 +305,13 @@ def test_tls_with_a_client_certificate_and_a_wrong_ca_named(tmp_path):
         sock = tmp_path / "s.sock"
         wait_until(lambda: sock.exists() and "certificate verify failed" in (status(sock)["mqtt"]["last_error"] or ""), 20,
                    "the verification failure in status")
+        tail, lines = tail_json(sock)
+        wait_until(lambda: len(lines.of("prediction")) >= 2, 20, "predictions on the socket meanwhile")
+        tail.terminate()
         assert daemon.poll() is None
         daemon.terminate()
         daemon.wait(timeout=30)
+        assert "certificate verify failed" in daemon.stderr.read(), "the failure is in the log"
         sub = Subscriber(port, "plant/line1/prediction", "historian",
                          extra=("--cafile", str(certs / "ca.crt"), "--cert", str(certs / "client.crt"), "--key", str(certs / "client.key")))
         daemon = mqtt_daemon(tmp_path, port, ROOT / "Samples/gear-nominal.wav", speed=2, loop=True,
@@ -344,3 +354,76 @@ def test_the_documented_bridge_carries_predictions_to_a_central_broker(tmp_path)
     for args in (["check", "rules", "docs/fleet/equivd-alerts.yml"], ["check", "config", "docs/fleet/prometheus.yml"]):
         check = subprocess.run(["promtool", *args], cwd=ROOT, capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("publish", ["changes", "fallbacks"])
+def test_publish_filters(tmp_path, publish):
+    """`publish = "changes"`: only a window whose label differs from the one before it;
+    `"fallbacks"`: only top-K and abstained windows. Both checked against `equivd replay`."""
+    from test_service import replay_predictions
+    wav = long_stream(tmp_path)
+    expected = replay_predictions(wav)
+    port = free_port()
+    broker = Broker(tmp_path / "broker", port)
+    sub = Subscriber(port, "plant/line1/prediction", "historian")
+    time.sleep(0.5)
+    daemon = mqtt_daemon(tmp_path, port, wav, speed=8, loop=False, extra=f'publish = "{publish}"\n')
+    try:
+        assert daemon.wait(timeout=60) == 0, daemon.stderr.read()
+        if publish == "changes":
+            want = [e["seq"] for i, e in enumerate(expected) if i == 0 or e["label"] != expected[i - 1]["label"]]
+        else:
+            want = [e["seq"] for e in expected if e["fallback"] in ("topk", "abstain")]
+        assert 0 < len(want) < len(expected)
+        wait_until(lambda: len({p["seq"] for p in sub.predictions()}) >= len(want), 10, "the filtered predictions")
+        time.sleep(0.5)
+        assert sorted({p["seq"] for p in sub.predictions()}) == want
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        sub.close()
+        broker.stop()
+
+
+def test_defaults_retained_status_last_will_and_mqtt_metrics(tmp_path):
+    """With only `host` and `port` set: client id and prefix default to the host name; `status`
+    is published retained every `status_interval`; `/metrics` has the equivd_mqtt_* family
+    (promtool-clean); after kill -9 the broker publishes the last will, so fleet.md's latest-state
+    command, run afterwards, reads `offline` and the last status of the PC."""
+    import socket as sockets
+    host = sockets.gethostname()
+    port, http_port = free_port(), free_port()
+    broker = Broker(tmp_path / "broker", port)
+    config = tmp_path / "equivd.toml"
+    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\nspeed = 4\n'
+                      f'[model]\nbundle = "{ROOT / "Models"}"\n[socket]\npath = "{tmp_path / "s.sock"}"\n'
+                      f'[http]\nlisten = "127.0.0.1:{http_port}"\n'
+                      f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nstatus_interval = 1\nqueue_directory = "{tmp_path / "queue"}"\n')
+    sub = Subscriber(port, f"equivd/{host}/#", "watcher")
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: f"equivd/{host}/availability online" in sub.lines, 20, "online under the host-name prefix")
+        wait_until(lambda: len([l for l in sub.lines if l.startswith(f"equivd/{host}/status ")]) >= 2, 20, "two status messages")
+        wait_until(lambda: "equivd_mqtt_sent_total " in http_get(http_port, "/metrics")[1], 10, "MQTT metrics")
+        text = http_get(http_port, "/metrics")[1]
+        for name in ("equivd_mqtt_queue_messages", "equivd_mqtt_queue_bytes", "equivd_mqtt_connected 1",
+                     "equivd_mqtt_sent_total", "equivd_mqtt_failed_total", "equivd_mqtt_dropped_total"):
+            assert f"\n{name}" in text, name
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert lint.returncode == 0 and lint.stdout.strip() == "" and lint.stderr.strip() == "", lint.stdout + lint.stderr
+        daemon.kill()
+        daemon.wait()
+        wait_until(lambda: f"equivd/{host}/availability offline" in sub.lines, 10, "the last will after kill -9")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        sub.close()
+    latest = subprocess.run(f"mosquitto_sub -h 127.0.0.1 -p {port} -t 'equivd/+/availability' -t 'equivd/+/status' -v -W 2"
+                            " | awk '{ print $1, substr($0, index($0, \" \") + 1, 160) }'",
+                            shell=True, capture_output=True, text=True)
+    broker.stop()
+    lines = latest.stdout.splitlines()
+    assert f"equivd/{host}/availability offline" in lines, lines
+    assert any(l.startswith(f"equivd/{host}/status {{") for l in lines), lines
+    assert f"New client connected from 127.0.0.1" in (tmp_path / "broker/log").read_text()
+    assert f" as {host} " in (tmp_path / "broker/log").read_text(), "the client id defaults to the host name"

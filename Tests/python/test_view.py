@@ -139,8 +139,8 @@ def hostile_bundle(tmp_path):
     return bundle
 
 
-HOSTILE_LABEL = "<img src=x onerror=alert(1)>\"'&"
-HOSTILE_NAME = "<svg onload=alert('x')>\"quoted\".wav"  # a file name cannot hold "/"
+HOSTILE_LABEL = "<script>alert(1)</script><img src=x onerror=alert(1)>\"'&"
+HOSTILE_NAME = "<script>alert(2)<svg onload=alert('x')>\"quoted\".wav"  # a file name cannot hold "/"
 
 
 def test_hostile_file_names_and_labels_come_out_escaped(tmp_path):
@@ -155,7 +155,8 @@ def test_hostile_file_names_and_labels_come_out_escaped(tmp_path):
                     "--classifier-min-p", "0.99"], check=True, capture_output=True)
     for page in (inspect, report):
         text = page.read_text()
-        assert "<svg onload" not in text and "<img" not in text, f"{page.name}: markup from a name or label got through"
+        assert "<svg onload" not in text and "<img" not in text and "<script" not in text, \
+            f"{page.name}: markup from a name or label got through"
         doc = parse(page)
         assert doc.find(".//h:script", NS) is None and doc.find(".//h:img", NS) is None
         assert not any(e.get("onload") or e.get("onerror") for e in doc.iter())
@@ -212,6 +213,8 @@ def test_chromium_renders_the_inspect_and_replay_pages(tmp_path):
             sizes = browser.evaluate("""Promise.all([...document.querySelectorAll('svg image')].map(i => {
                 const im = new Image(); im.src = i.getAttribute('href');
                 return im.decode().then(() => [im.naturalWidth, im.naturalHeight]); }))""")
+            # Each window view shows the received and canonicalized windows: 100 frames x 168 bands.
+            assert sizes.count([100, 168]) >= 2 and all(w > 0 and h > 0 for w, h in sizes), f"{page.name}: {sizes}"
             shot = tmp_path / (page.stem + ".png")
             browser.screenshot(shot)
             assert non_blank(shot) > 200, f"{page.name} rendered nearly blank"
@@ -245,6 +248,10 @@ def test_chromium_follows_the_live_page_of_a_running_daemon(tmp_path):
                 pass
             assert time.monotonic() < deadline, "the HTTP listener did not come up"
             time.sleep(0.2)
+        live = tmp_path / "live.html"
+        live.write_text(http_get(port, "/")[1])
+        page = parse(live)  # strict HTML5: no parse errors
+        assert [e for e in page.iter() if e.get("id") == "label"], "the live page has its label field"
         browser = Browser()
         browser.open(f"http://127.0.0.1:{port}/", settle=0.2)
         seen = []
@@ -300,5 +307,42 @@ def test_clip_pages_sit_beside_their_clips_within_the_quota(tmp_path):
             assert section.get("data-seq") == str(int(stem.split("-")[1])) and section.get("data-fallback") == "abstain"
         assert daemon.poll() is None
     finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def test_live_page_shows_a_hostile_label_as_text(tmp_path):
+    """A bundle whose class name is markup, served live: the page shows the name as text, runs
+    none of it (no script element or handler added, no console error)."""
+    from test_faults import free_port, http_get
+    port = free_port()
+    config = tmp_path / "live.toml"
+    config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\nspeed = 2\n'
+                      f'[model]\nbundle = "{hostile_bundle(tmp_path)}"\nclassifier_min_p = 0\n'
+                      f'[socket]\npath = "{tmp_path / "s.sock"}"\n[http]\nlisten = "127.0.0.1:{port}"\n')
+    daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
+    browser = None
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if http_get(port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the HTTP listener did not come up"
+            time.sleep(0.2)
+        browser = Browser()
+        browser.open(f"http://127.0.0.1:{port}/", settle=0.2)
+        deadline = time.monotonic() + 30
+        while browser.evaluate("document.getElementById('label').textContent") != HOSTILE_LABEL:
+            assert time.monotonic() < deadline, "the hostile label never showed"
+            time.sleep(0.2)
+        assert browser.evaluate("document.querySelectorAll('script').length") == 1, "only the page's own script"
+        assert browser.evaluate("document.querySelectorAll('img[onerror], [onload]').length") == 0
+        assert browser.errors() == [], browser.errors()
+    finally:
+        if browser:
+            browser.close()
         daemon.terminate()
         daemon.wait(timeout=10)
