@@ -144,16 +144,22 @@ def long_stream(folder):
     return wav
 
 
+def replayed_stream_and_broker(folder, topic):
+    """The long stream, what `equivd replay` decides on it, and a broker on a port of its own
+    with a subscriber to `topic`."""
+    from test_service import replay_predictions
+    wav = long_stream(folder)
+    port = free_port()
+    broker = Broker(folder / "broker", port)
+    sub = Subscriber(port, topic, "historian")
+    time.sleep(0.5)
+    return wav, replay_predictions(wav), port, broker, sub
+
+
 def test_every_prediction_reaches_a_subscriber_across_a_broker_outage(tmp_path):
     """The broker is stopped for 4 s mid-stream and started again: after de-duplication by
     (run, seq) the subscriber has every window `equivd replay` decides, with the same labels."""
-    from test_service import replay_predictions
-    wav = long_stream(tmp_path)
-    expected = replay_predictions(wav)
-    port = free_port()
-    broker = Broker(tmp_path / "broker", port)
-    sub = Subscriber(port, "plant/line1/#", "historian")
-    time.sleep(0.5)
+    wav, expected, port, broker, sub = replayed_stream_and_broker(tmp_path, "plant/line1/#")
     daemon = mqtt_daemon(tmp_path, port, wav, speed=2, loop=False)
     try:
         from test_service import status
@@ -360,13 +366,7 @@ def test_the_documented_bridge_carries_predictions_to_a_central_broker(tmp_path)
 def test_publish_filters(tmp_path, publish):
     """`publish = "changes"`: only a window whose label differs from the one before it;
     `"fallbacks"`: only top-K and abstained windows. Both checked against `equivd replay`."""
-    from test_service import replay_predictions
-    wav = long_stream(tmp_path)
-    expected = replay_predictions(wav)
-    port = free_port()
-    broker = Broker(tmp_path / "broker", port)
-    sub = Subscriber(port, "plant/line1/prediction", "historian")
-    time.sleep(0.5)
+    wav, expected, port, broker, sub = replayed_stream_and_broker(tmp_path, "plant/line1/prediction")
     daemon = mqtt_daemon(tmp_path, port, wav, speed=8, loop=False, extra=f'publish = "{publish}"\n')
     try:
         assert daemon.wait(timeout=60) == 0, daemon.stderr.read()

@@ -98,36 +98,42 @@ class NotifySocket:
         return False
 
 
-class Lines(threading.Thread):
-    """Reads a subprocess's stdout lines as JSON objects."""
+class StreamLines(threading.Thread):
+    """Reads a subprocess's output line by line as it comes (so its pipe never fills), each line
+    through `parse`."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, parse):
         super().__init__(daemon=True)
-        self.stream, self.items = stream, []
+        self.stream, self.parse, self.items = stream, parse, []
         self.start()
 
     def run(self):
         for line in self.stream:
-            self.items.append(json.loads(line))
+            self.items.append(self.parse(line))
+
+
+class Lines(StreamLines):
+    """A stream of JSON events (equivctl tail --json)."""
+
+    def __init__(self, stream):
+        super().__init__(stream, json.loads)
 
     def of(self, kind):
         return [e for e in self.items if e["type"] == kind]
 
 
-class LogLines(threading.Thread):
-    """Collects a daemon's stderr (its log) line by line, so the pipe never fills."""
+class LogLines(StreamLines):
+    """A daemon's stderr: its log."""
 
     def __init__(self, stream):
-        super().__init__(daemon=True)
-        self.stream, self.lines = stream, []
-        self.start()
+        super().__init__(stream, lambda line: line.rstrip("\n"))
 
-    def run(self):
-        for line in self.stream:
-            self.lines.append(line.rstrip("\n"))
+    @property
+    def lines(self):
+        return self.items
 
     def having(self, text):
-        return [l for l in self.lines if text in l]
+        return [l for l in self.items if text in l]
 
 
 def tail_json(sock):

@@ -223,6 +223,20 @@ def test_chromium_renders_the_inspect_and_replay_pages(tmp_path):
         browser.close()
 
 
+def listening(port, timeout=20):
+    """Waits for a daemon's HTTP listener on `port` to answer /healthz."""
+    from test_faults import http_get
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if http_get(port, "/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the HTTP listener did not come up"
+        time.sleep(0.2)
+
+
 def test_chromium_follows_the_live_page_of_a_running_daemon(tmp_path):
     """A daemon plays gear then imbalance in a loop, in real time, with the HTTP listener on; the
     live page in Chromium shows each as its label changes (pushed over /events), draws the
@@ -239,15 +253,7 @@ def test_chromium_follows_the_live_page_of_a_running_daemon(tmp_path):
     daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
     browser = None
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if http_get(port, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the HTTP listener did not come up"
-            time.sleep(0.2)
+        listening(port)
         live = tmp_path / "live.html"
         live.write_text(http_get(port, "/")[1])
         page = parse(live)  # strict HTML5: no parse errors
@@ -314,7 +320,7 @@ def test_clip_pages_sit_beside_their_clips_within_the_quota(tmp_path):
 def test_live_page_shows_a_hostile_label_as_text(tmp_path):
     """A bundle whose class name is markup, served live: the page shows the name as text, runs
     none of it (no script element or handler added, no console error)."""
-    from test_faults import free_port, http_get
+    from test_faults import free_port
     port = free_port()
     config = tmp_path / "live.toml"
     config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples/gear-nominal.wav"}"\nloop = true\nspeed = 2\n'
@@ -323,15 +329,7 @@ def test_live_page_shows_a_hostile_label_as_text(tmp_path):
     daemon = subprocess.Popen([EQUIVD, "run", "--config", str(config)])
     browser = None
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if http_get(port, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the HTTP listener did not come up"
-            time.sleep(0.2)
+        listening(port)
         browser = Browser()
         browser.open(f"http://127.0.0.1:{port}/", settle=0.2)
         deadline = time.monotonic() + 30
