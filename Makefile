@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-resample bench-service bench-fleet bench-replay deb test-package canonicalizers table table-swift real-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-resample bench-resamplers bench-service bench-fleet bench-replay deb test-package canonicalizers table table-swift real-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -71,6 +71,12 @@ bench-model: deps build
 # What canonicalizing by resampling costs a window beside one YAMNet call, pinned, interleaved.
 bench-resample: deps build
 	$(PYTHON) bench/resample_bench.py --equivd $(RELEASE_BIN)/equivd
+
+# libsamplerate's converters against libsoxr's recipes (the C libraries through ctypes): SNR
+# against an exact band-limited sweep, aliasing, ns per sample, for file replay and per-window
+# canonicalization (about 3 minutes).
+bench-resamplers: deps
+	$(PYTHON) bench/resampler_bench.py
 
 # equivd run live on the ALSA file-plugin device in real time: CPU, RSS, latency to a socket client.
 bench-service: deps build

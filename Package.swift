@@ -26,7 +26,7 @@ let package = Package(
         // One thin module per C library: a module map, pkg-config for the flags, apt for the package.
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "CSndFile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
-        .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
+        .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -41,7 +41,7 @@ let package = Package(
         // library products as a remote dependency would need it gone.
         .target(name: "CDirectConv", cSettings: [.unsafeFlags(["-O2"])]),
 
-        .target(name: "EquivDSP", dependencies: ["CFFTW", "CSampleRate", "CDirectConv"]),
+        .target(name: "EquivDSP", dependencies: ["CFFTW", "CSoxr", "CDirectConv"]),
         .target(name: "EquivAudio", dependencies: ["CALSA", "CSndFile", "EquivDSP"]),
         .target(
             name: "EquivModel",

@@ -12,7 +12,8 @@ APT_PACKAGES=(
     pkg-config
     libasound2-dev      # CALSA: capture
     libsndfile1-dev     # CSndFile: file replay (WAV, FLAC, OGG)
-    libsamplerate0-dev  # CSampleRate: rate conversion
+    libsoxr-dev         # CSoxr: rate conversion (file replay, capture at other rates)
+    libsamplerate0      # make bench-resamplers: libsamplerate, the converter libsoxr was chosen over
     libfftw3-dev        # CFFTW: STFT (fftw3f)
     libopenblas-dev     # CBLAS: the model runtime
     libssl-dev          # CCrypto: SHA-256 of the bundle's model files

@@ -1,4 +1,4 @@
-#ifndef CSampleRate_SHIM_H
-#define CSampleRate_SHIM_H
-#include <samplerate.h>
+#ifndef CSoxr_SHIM_H
+#define CSoxr_SHIM_H
+#include <soxr.h>
 #endif

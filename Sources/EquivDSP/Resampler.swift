@@ -1,41 +1,46 @@
-import CSampleRate
+import CSoxr
 
 public struct ResamplerError: Error, CustomStringConvertible {
-    /// libsamplerate's error number.
-    public let code: Int32
-    public var description: String { "libsamplerate: \(String(cString: src_strerror(code)))" }
+    /// libsoxr's message.
+    public let message: String
+    public var description: String { "libsoxr: \(message)" }
 }
 
-/// Streaming mono sample-rate converter on libsamplerate at its best quality (SRC_SINC_BEST_QUALITY).
+/// Streaming mono sample-rate converter on libsoxr at its high-quality recipe (SOXR_HQ: 20-bit
+/// precision, linear phase). Against libsamplerate's converters on an exact band-limited sweep
+/// (`make bench-resamplers`, docs/benchmarks.md) it keeps 88–135 dB SNR below 0.8 of Nyquist and
+/// aliases at −140 dB or less, at 4–5 ns a sample where libsamplerate's best takes 600–720.
 ///
-/// Equal rates pass samples through untouched: libsamplerate's filter is not an identity at ratio 1.
+/// Equal rates pass samples through untouched.
 public final class Resampler {
     /// Output samples per input sample.
     public let ratio: Double
-    private let state: OpaquePointer?
+    private let state: soxr_t?
 
     /// A converter from `inputRate` to `outputRate` Hz.
     public convenience init(inputRate: Int, outputRate: Int) throws(ResamplerError) {
         try self.init(ratio: Double(outputRate) / Double(inputRate))
     }
 
-    /// A converter producing `ratio` output samples per input sample (libsamplerate takes 1/256…256).
+    /// A converter producing `ratio` output samples per input sample (1/256…256).
     public init(ratio: Double) throws(ResamplerError) {
         self.ratio = ratio
         if ratio == 1 {
             state = nil
             return
         }
-        guard src_is_valid_ratio(ratio) != 0 else { throw ResamplerError(code: 6) }  // SRC_ERR_BAD_SRC_RATIO
-        var error: Int32 = 0
-        guard let state = src_new(Int32(SRC_SINC_BEST_QUALITY), 1, &error) else {
-            throw ResamplerError(code: error)
+        guard ratio.isFinite, (1.0 / 256...256).contains(ratio) else {
+            throw ResamplerError(message: "ratio \(ratio) is outside 1/256…256")
         }
+        var error: soxr_error_t?
+        var quality = soxr_quality_spec(UInt(SOXR_HQ), 0)
+        let state = soxr_create(1, ratio, 1, &error, nil, &quality, nil)
+        if let error { throw ResamplerError(message: String(cString: error)) }
         self.state = state
     }
 
     deinit {
-        if let state { src_delete(state) }
+        if let state { soxr_delete(state) }
     }
 
     /// Converts as much of `input` as fits into `output`. Pass `endOfInput` once the stream has
@@ -49,13 +54,21 @@ public final class Resampler {
             if n > 0 { output.baseAddress!.update(from: input.baseAddress!, count: n) }
             return (n, n)
         }
-        var data = SRC_DATA(
-            data_in: input.baseAddress, data_out: output.baseAddress,
-            input_frames: input.count, output_frames: output.count,
-            input_frames_used: 0, output_frames_gen: 0,
-            end_of_input: endOfInput ? 1 : 0, src_ratio: ratio)
-        let rc = src_process(state, &data)
-        guard rc == 0 else { throw ResamplerError(code: rc) }
-        return (data.input_frames_used, data.output_frames_gen)
+        var consumed = 0
+        var produced = 0
+        if !input.isEmpty {
+            try check(soxr_process(state, input.baseAddress, input.count, &consumed, output.baseAddress, output.count, &produced))
+        }
+        // The last input taken: a null input tells libsoxr to give out its tail too.
+        if endOfInput && consumed == input.count && produced < output.count {
+            var tail = 0
+            try check(soxr_process(state, nil, 0, nil, output.baseAddress! + produced, output.count - produced, &tail))
+            produced += tail
+        }
+        return (consumed, produced)
+    }
+
+    private func check(_ error: soxr_error_t?) throws(ResamplerError) {
+        if let error { throw ResamplerError(message: String(cString: error)) }
     }
 }
