@@ -22,7 +22,23 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from frontend_reference import FrontEnd, read_mono  # noqa: E402
+from frontend_reference import FrontEnd  # noqa: E402
+
+
+def read_mono(path, sample_rate):
+    """The file as mono float64 at `sample_rate`: other rates through scipy's polyphase
+    resampler (what the peer does where equivd uses libsoxr)."""
+    from math import gcd
+    import scipy.io.wavfile
+    import scipy.signal
+    rate, data = scipy.io.wavfile.read(path)
+    scale = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}.get(data.dtype, 1.0)
+    data = np.asarray(data, dtype=np.float64) / scale
+    data = data.mean(axis=1) if data.ndim == 2 else data
+    if rate != sample_rate:
+        g = gcd(rate, sample_rate)
+        data = scipy.signal.resample_poly(data, sample_rate // g, rate // g)
+    return data
 
 
 def peer(files, bundle):
@@ -79,7 +95,8 @@ def main():
         print("\n".join(peer(args.files, pathlib.Path(args.bundle))))
         return
 
-    files = [str(p) for p in sorted((ROOT / "Samples").glob("*.wav")) if "44k1" not in p.name] * args.repeat
+    # Every bundled sample, the 44.1-kHz stereo recording included (both sides resample it).
+    files = [str(p) for p in sorted((ROOT / "Samples").glob("*.wav"))] * args.repeat
     audio = sum(len(read_mono(f, 16000)) for f in files) / 16000
     report = pathlib.Path(tempfile.mkdtemp()) / "report.json"
     swift_cmd = ["taskset", "-c", "0", args.equivd, "replay", *files, "--bundle", args.bundle, "--json"]
