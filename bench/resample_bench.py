@@ -3,7 +3,7 @@
   .venv/bin/python bench/resample_bench.py [--bundle B] [--equivd .build/release/equivd] [--rounds 5]
 
 `equivd features --bundle B --shift-bins K` computes, for every window of a 60-s file, exactly what
-the live path hands the classifier: the window's audio resampled to undo K bins (libsamplerate),
+the live path hands the classifier: the window's audio resampled to undo K bins (CDirectConv's sinc),
 then the model's log-mel patch. K = 0 is the same work without the resampler (ratio 1 passes
 through), so (time at K − time at 0) / windows is the resampler's share of a window. The
 classifier call is `equivd model bench` on the bundle's classifier. Both pinned to one core,

@@ -22,7 +22,7 @@ import Testing
     }
 
     /// `x` played 2^(s/12) times faster, as a resampled recording is: every frequency moves up by
-    /// `s` semitones. libsamplerate (SINC_BEST), as the daemon uses it.
+    /// `s` semitones. libsoxr (SOXR_HQ), as the daemon uses it.
     static func resampled(_ x: [Float], semitones s: Int) throws -> [Float] {
         let resampler = try Resampler(ratio: pow(2, -Double(s) / 12))
         var out = [Float](repeating: 0, count: Int(Double(x.count) * resampler.ratio) + 4096)

@@ -5,7 +5,7 @@ import Testing
 
 /// The property the product rests on (docs/architecture.md §2): playing a sound s semitones higher moves its
 /// log-frequency spectrogram by s·B bins. The shifted versions are made the way a speed change makes
-/// them, by resampling with libsamplerate, not by synthesizing at the new pitch.
+/// them, by resampling with libsoxr (`Resampler`), not by synthesizing at the new pitch.
 @Suite struct ShiftPropertyTests {
     static let parameters = FrontEndParameters()
     static var binsPerOctave: Double { Double(12 * parameters.binsPerSemitone) }

@@ -96,7 +96,7 @@ def combine(raw, output, classes):
 def read_audio(path, rate):
     """A file as mono float32 at `rate`: WAV through scipy (integers scaled to [−1, 1), channels
     averaged), other formats converted to WAV by sox first; another rate resampled with scipy's
-    resample_poly (equivd uses libsamplerate: not bit-identical)."""
+    resample_poly (equivd uses libsoxr: not bit-identical)."""
     path = pathlib.Path(path)
     if path.suffix.lower() != ".wav":
         with tempfile.TemporaryDirectory() as tmp:
