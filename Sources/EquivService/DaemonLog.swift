@@ -41,7 +41,7 @@ public enum DaemonLog {
         var metadata: Logger.Metadata = [:]
 
         var logLevel: Logger.Level {
-            get { Logger.Level.allCases.first { $0.rank == DaemonLog.level.load(ordering: .relaxed) } ?? .info }
+            get { Logger.Level.allCases[Int(DaemonLog.level.load(ordering: .relaxed))] }
             set { DaemonLog.setLevel(newValue) }
         }
 

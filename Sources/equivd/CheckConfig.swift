@@ -21,8 +21,7 @@ struct CheckConfig: ParsableCommand {
             let c = try file.map { path throws(ConfigurationError) in try ServiceConfiguration(file: path) } ?? ServiceConfiguration()
             try c.validate(file: file ?? "defaults")
             let recognition = try Recognition(configuration: c.model, frontEnd: FrontEndParameters())
-            let models = recognition.modelIDs.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            print("\(file ?? "defaults"): valid; bundle \(c.model.bundle) (\(models)), source \(c.source.kind.rawValue), socket \(c.socket.path)")
+            print("\(file ?? "defaults"): valid; bundle \(c.model.bundle) (\(recognition.describedModels)), source \(c.source.kind.rawValue), socket \(c.socket.path)")
         } catch {
             FileHandle.standardError.write(Data("equivd: \(error)\n".utf8))
             throw ExitCode(78)

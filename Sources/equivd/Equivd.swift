@@ -1,5 +1,4 @@
 import ArgumentParser
-import EquivCore
 import EquivDSP
 import EquivProtocol
 import EquivService
@@ -20,13 +19,12 @@ struct Equivd: ParsableCommand {
         guard version else { throw CleanExit.helpRequest(self) }
         print(EquivdVersion.line(tool: "equivd"))
         let path = "/etc/equivd/equivd.toml"
-        let bundle = FileManager.default.fileExists(atPath: path) ? (try? ServiceConfiguration(file: path))?.model.bundle : ServiceConfiguration().model.bundle
-        guard let bundle else { return print("bundle: \(path) does not parse (equivd check-config \(path) says why)") }
+        let configuration = FileManager.default.fileExists(atPath: path) ? try? ServiceConfiguration(file: path) : ServiceConfiguration()
+        guard let model = configuration?.model else { return print("bundle: \(path) does not parse (equivd check-config \(path) says why)") }
         do {
-            let loaded = try ModelBundle(directory: bundle, frontEnd: FrontEndParameters())
-            print("bundle \(bundle): " + loaded.manifest.models.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.sha256.prefix(12))" }.joined(separator: ", "))
+            print("bundle \(model.bundle): \(try Recognition(configuration: model, frontEnd: FrontEndParameters()).describedModels)")
         } catch {
-            print("bundle \(bundle): not loadable: \(error)")
+            print("bundle \(model.bundle): not loadable: \(error)")
         }
     }
 }
