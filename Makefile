@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-resample bench-resamplers bench-service bench-fleet bench-replay deb test-package canonicalizers table table-swift real-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-resample bench-resamplers bench-service bench-fleet bench-replay deb test-package canonicalizers table table-swift real-table partial-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -143,6 +143,11 @@ canonicalizers: deps-torch build
 # needs the test sets and Python figures of `make table` or `make models`).
 table-swift: deps build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain table-swift --equivd $(RELEASE_BIN)/equivd
+
+# Speed shift with only the rotation-locked part translated back: the ceilings and estimates of the
+# fixed part, measured on 8 paired machines per class (about 15 minutes; docs/results.md).
+partial-table: deps-torch build
+	PYTHONPATH=Training $(PYTHON) -m equivtrain partial-table
 
 samples: deps
 	PYTHONPATH=Training $(PYTHON) -m equivtrain samples --out Samples

@@ -48,6 +48,11 @@ def _real_table(a):
     real_table.run(a.recordings, bundles, a.equivd, a.out, a.work)
 
 
+def _partial_table(a):
+    from . import partial
+    partial.run(a.bundle, a.work, a.out, per_class=a.per_class, steps=a.steps)
+
+
 def _table_swift(a):
     from . import swift_table
     swift_table.run(a.data, a.bundle, a.equivd, a.results, a.out, a.work)
@@ -177,6 +182,15 @@ def main(argv=None):
     t.add_argument("--out", default="docs/results.md", help="the table replaces its marked section here")
     t.add_argument("--work", default="data/table-swift", help="manifests and per-run reports")
     t.set_defaults(run=_table_swift)
+    p = sub.add_parser("partial-table", help="how far translating only the rotation-locked part raises the speed "
+                       "ceiling", formatter_class=fmt, description="Rows with the true shift and the fixed part left in "
+                       "place, F̂ from the generator, from several speeds, or from a separator (equivtrain.partial).")
+    p.add_argument("--bundle", default="Models", help="the bundle whose frozen classifier is measured")
+    p.add_argument("--per-class", type=int, default=8, help="paired test machines per class")
+    p.add_argument("--steps", type=int, default=1500, help="separator training steps")
+    p.add_argument("--out", default="docs/results.md", help="the table replaces its marked section here")
+    p.add_argument("--work", default="data/partial", help="rendered clips")
+    p.set_defaults(run=_partial_table)
     args = ap.parse_args(argv)
     args.run(args)
 

@@ -72,8 +72,10 @@ def _tone(freq, t, phase, amplitude):
     return amplitude * np.sin(2 * np.pi * freq * t + phase)
 
 
-def render(machine, seconds, rng, speed=1.0):
-    """One clip of `machine` running at `speed` × its nominal rpm, as float32 at RATE Hz."""
+def render(machine, seconds, rng, speed=1.0, parts=False):
+    """One clip of `machine` running at `speed` × its nominal rpm, as float32 at RATE Hz. With
+    `parts`, also the part of it that stays at its frequency whatever the speed (the same draws,
+    scaled as the clip was)."""
     n = int(seconds * RATE)
     t = np.arange(n) / RATE
     fr = machine.fr * speed
@@ -149,10 +151,15 @@ def render(machine, seconds, rng, speed=1.0):
         fixed[i:i + 400] += rng.uniform(0.05, 0.3) * rng.standard_normal(400) * np.exp(-np.arange(400) / 60)
 
     x = locked + fixed
-    x *= 10 ** (rng.uniform(-10, 6) / 20)  # microphone placement and gain: ±8 dB around nominal
+    gain = 10 ** (rng.uniform(-10, 6) / 20)  # microphone placement and gain: ±8 dB around nominal
+    x *= gain
+    fixed *= gain
     peak = np.max(np.abs(x))
     if peak > 0.99:
         x *= 0.99 / peak
+        fixed *= 0.99 / peak
+    if parts:
+        return x.astype(np.float32), fixed.astype(np.float32)
     return x.astype(np.float32)
 
 

@@ -97,3 +97,30 @@ def test_shifted_sets_replay_the_nominal_recordings(tmp_path):
         assert np.array_equal(speed[f"{label}-0000-speed+00.wav"], recording[:synth.RATE])
         assert not np.array_equal(speed[f"{label}-0000-speed+03.wav"], recording[:synth.RATE])
         assert np.array_equal(resample[f"{label}-0000-resample+03.wav"], synth.resample_shift(recording, 3)[:synth.RATE])
+
+
+def test_fixed_part_stays_put_and_the_rest_moves_with_speed():
+    """`render(parts=True)`: the same clip as without, and a fixed part that sounds at the same
+    frequencies at every speed, while what is left (rotation-locked) moves."""
+    normal = synth.make_machine("normal", np.random.default_rng(20))
+    plain = synth.render(normal, 2.0, np.random.default_rng(22))
+    x, fixed = synth.render(normal, 2.0, np.random.default_rng(22), parts=True)
+    assert np.array_equal(x, plain)
+    # Hum, ambience and knocks are the same draws at any speed: the same sound, up to the clip's gain.
+    _, fixed_fast = synth.render(normal, 2.0, np.random.default_rng(22), speed=synth.speed_factor(7), parts=True)
+    scale = np.dot(fixed_fast, fixed) / np.dot(fixed, fixed)
+    assert np.allclose(fixed_fast, scale * fixed, atol=1e-6)
+    # A machine that makes no sound of its own leaves only the fixed part.
+    normal.level = 0.0
+    x, fixed = synth.render(normal, 2.0, np.random.default_rng(22), parts=True)
+    assert np.array_equal(x, fixed)
+    # A bearing's impacts come faster, but they ring the same resonance; the gear mesh moves.
+    m = synth.make_machine("bearing", np.random.default_rng(21))
+    mesh = m.teeth * m.fr
+    for semitones in (0, 7):
+        x, fixed = synth.render(m, 2.0, np.random.default_rng(22), speed=synth.speed_factor(semitones), parts=True)
+        moved = mesh * synth.speed_factor(semitones)
+        assert peak_near(spectrum(x - fixed), moved, tolerance=0.02 * moved) > 5
+        assert peak_near(spectrum(fixed), moved, tolerance=0.02 * moved) < 3
+        resonance = spectrum(fixed)[int(m.resonance_hz * 0.9):int(m.resonance_hz * 1.1)].mean()
+        assert resonance > 3 * np.median(spectrum(fixed)[1000:2000])
