@@ -7,7 +7,9 @@ window is translated back and the part that stays at its frequency (F) is left w
 with k the true shift (the ceiling of any canonicalizer) and F̂ from three sources: the generator's
 own fixed part (the best any estimate can do), a per-bin minimum over the machine's recordings at
 several speeds (what a stream's history across speeds gives), and a small separator trained on the
-generator's parts (no class labels). It measures; nothing here ships in a bundle yet."""
+generator's parts (no class labels). The last rows are a whole method: the bundle's canonicalizer
+reads k from the window and F̂'s own shift from F̂ (a resampled recording moved F too). It
+measures; nothing here ships in a bundle yet."""
 
 import pathlib
 
@@ -19,7 +21,7 @@ from torch import nn
 from . import features, synth
 from .bundle import onnx_function
 from .datasets import SHIFTS
-from .models import translate
+from .models import SHIFT_RANGE, translate
 from .report import write_section
 
 POOL = 5          # the separator judges 5-frame cells, as the canonicalizer pools time
@@ -62,14 +64,22 @@ def fixed_share(X, F):
     return (pool(F) / pool(X)).clamp(0, 1).numpy()
 
 
-def partial_translate(X, fixed, shifts):
-    """X̃ = log(F̂ + T₋ₖ(max(exp X − F̂, 0))) per window, with F̂ = `fixed` (linear magnitude,
-    broadcast over frames) and k = `shifts` in bins."""
+def partial_translate(X, fixed, shifts, fixed_shifts=0):
+    """X̃ = log(T₋ⱼ F̂ + T₋ₖ(max(exp X − F̂, 0))) per window, with F̂ = `fixed` (linear magnitude,
+    broadcast over frames), k = `shifts` and j = `fixed_shifts` in bins (0: F̂ stays)."""
     E = np.exp(X)
     fixed = np.minimum(np.broadcast_to(fixed, E.shape), E)
-    rest = torch.from_numpy(np.log(E - fixed + LOG_FLOOR).astype(np.float32))
-    moved = translate(rest, -torch.from_numpy(np.asarray(shifts))).numpy()
-    return np.log(fixed + np.exp(moved)).astype(np.float32)
+    back = lambda A, k: translate(torch.from_numpy(A.astype(np.float32)), -torch.from_numpy(np.broadcast_to(k, len(A)).copy())).numpy()  # noqa: E731
+    moved = back(np.log(E - fixed + LOG_FLOOR), shifts)
+    return np.log(np.exp(back(np.log(fixed + LOG_FLOOR), fixed_shifts)) + np.exp(moved)).astype(np.float32)
+
+
+def read_both(canonicalize, X, fixed):
+    """The whole method: the canonicalizer reads k from the window and j from F̂ alone (0 when
+    the machine sped up, k when the recording was resampled), and both are undone."""
+    fixed = np.minimum(np.broadcast_to(fixed, X.shape), np.exp(X))
+    read = lambda A: canonicalize(A.astype(np.float32)).argmax(1) - SHIFT_RANGE  # noqa: E731
+    return partial_translate(X, fixed, read(X), read(np.log(fixed + LOG_FLOOR)))
 
 
 def history_minimum(data, speeds):
@@ -152,8 +162,9 @@ def run(bundle, work, results, per_class=8, train_per_class=60, steps=1500, seed
     `results` (section "partial")."""
     work = pathlib.Path(work)
     classify = onnx_function(pathlib.Path(bundle) / "classifier.onnx", softmax=False)
+    canonicalize = onnx_function(pathlib.Path(bundle) / "canonicalizer.onnx", softmax=False)
     net = train_separator(training_parts(work / "train", train_per_class, seed), steps)
-    lines = ["| F̂ (fixed part left in place), k = the true shift | set | " + " | ".join(f"{s:+d} st" for s in SHIFTS)
+    lines = ["| F̂ (left in place unless read), k (the true shift unless read) | set | " + " | ".join(f"{s:+d} st" for s in SHIFTS)
              + " | all | normal | bearing |", "| --- | --- |" + " ---: |" * (len(SHIFTS) + 3)]
     for kind in ("speed", "resample"):
         data = render_parts(work / kind, per_class, test_seed, kind)
@@ -163,7 +174,9 @@ def run(bundle, work, results, per_class=8, train_per_class=60, steps=1500, seed
                 ("the generator's fixed part (a ceiling)", partial_translate(data["X"], np.exp(data["F"]), k)),
                 ("minimum over the machine's 9 speeds (history)", partial_translate(data["X"], history_minimum(data, SHIFTS), k)),
                 ("minimum over its −6, 0, +6 st recordings", partial_translate(data["X"], history_minimum(data, (-6, 0, 6)), k)),
-                ("separator trained on generator parts", partial_translate(data["X"], separated(net, data["X"]), k))]
+                ("separator trained on generator parts", partial_translate(data["X"], separated(net, data["X"]), k)),
+                ("generator's part; k and F̂'s own shift read by the canonicalizer", read_both(canonicalize, data["X"], np.exp(data["F"]))),
+                ("separator; k and F̂'s own shift read by the canonicalizer", read_both(canonicalize, data["X"], separated(net, data["X"])))]
         for name, windows in rows:
             right = np.concatenate([classify(windows[i:i + 256]).argmax(1) for i in range(0, len(windows), 256)]) == data["y"]
             cells = [right[data["semitones"] == s].mean() * 100 for s in SHIFTS]
