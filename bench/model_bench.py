@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import statistics
 import subprocess
 import tempfile
@@ -31,8 +32,9 @@ import onnxruntime as ort
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
+CLASSIFIER = ROOT / "Models/classifier.onnx"
 MODELS = [  # file, input name, shape, value range of realistic inputs
-    (ROOT / "Models/classifier.onnx", "x", (1, 1, 168, 100), (-12, 0)),
+    (CLASSIFIER, "x", (1, 1, 168, 100), (-12, 0)),
     (ROOT / "Models/canonicalizer.onnx", "x", (1, 1, 168, 100), (-12, 0)),
     (ROOT / "data/pretrained/yamnet.onnx", "audio", (1, 1, 96, 64), (-7, 2)),
 ]
@@ -49,8 +51,8 @@ def cpu():
 
 
 def multiply_adds(path, name, shape):
-    """Multiply-adds of one run of the model on `shape`: Conv and Gemm/MatMul, which are nearly all
-    of the work."""
+    """Multiply-adds of one run of the model on `shape`, per node: Conv and Gemm/MatMul, which are
+    nearly all of the work."""
     model = onnx.load(str(path))
     for value in model.graph.input:
         if value.name == name:
@@ -60,15 +62,15 @@ def multiply_adds(path, name, shape):
     values = list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)
     dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
     weights = {t.name: list(t.dims) for t in model.graph.initializer}
-    total = 0
+    per_node = {}
     for node in model.graph.node:
         if node.op_type == "Conv":
-            total += int(np.prod(dims[node.output[0]])) * int(np.prod(weights[node.input[1]][1:]))
+            per_node[node.name] = int(np.prod(dims[node.output[0]])) * int(np.prod(weights[node.input[1]][1:]))
         elif node.op_type in ("Gemm", "MatMul"):
             b = weights.get(node.input[1]) or dims[node.input[1]]
             trans_b = any(a.name == "transB" and a.i for a in node.attribute)
-            total += int(np.prod(dims[node.output[0]])) * (b[-1] if trans_b else b[-2])
-    return total
+            per_node[node.name] = int(np.prod(dims[node.output[0]])) * (b[-1] if trans_b else b[-2])
+    return per_node
 
 
 def fma_peak(core, work):
@@ -106,12 +108,14 @@ def identity_model(path, name, shape):
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)]), str(path))
 
 
-def equivd_bench(equivd, core, path, name, shape, input_file, runs, warmup):
+def equivd_bench(equivd, core, path, name, shape, input_file, runs, warmup, profile=False):
+    """equivd's median (and more) as its JSON line; with `profile`, also ms per node by name."""
     out = subprocess.run(["taskset", "-c", str(core), equivd, "model", "bench", str(path),
                           "--shape", f"{name}=" + ",".join(map(str, shape)), "--input", f"{name}={input_file}",
-                          "--runs", str(runs), "--warmup", str(warmup), "--threads", "1"],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+                          "--runs", str(runs), "--warmup", str(warmup), "--threads", "1"] + (["--profile"] if profile else []),
+                         check=True, capture_output=True, text=True).stdout.splitlines()
+    nodes = {m[2]: float(m[1]) for m in (re.match(r"\s*([\d.]+) ms\s+[\d.]+%\s+node '(.+)' \(", line) for line in out[1:]) if m}
+    return json.loads(out[0]), nodes
 
 
 def main():
@@ -137,11 +141,15 @@ def main():
     ours = {m[0]: [] for m in models}
     theirs = {m[0]: [] for m in models}
     overhead = {m[0]: [] for m in models}
-    result = {}
+    result, per_node = {}, {}
     for r in range(args.rounds):
         for path, name, shape, _ in models:
-            result = equivd_bench(args.equivd, args.core, path, name, shape, inputs[path], args.runs, args.warmup)
+            result, _ = equivd_bench(args.equivd, args.core, path, name, shape, inputs[path], args.runs, args.warmup)
             ours[path].append(result["median_ms"])
+            if path == CLASSIFIER:
+                for node, ms in equivd_bench(args.equivd, args.core, path, name, shape, inputs[path], args.runs,
+                                             args.warmup, profile=True)[1].items():
+                    per_node.setdefault(node, []).append(ms)
             binding = ort_times(identities[path], feeds[path], args.runs, args.warmup)
             overhead[path].append(binding)
             theirs[path].append(ort_times(sessions[path], feeds[path], args.runs, args.warmup) - binding)
@@ -158,10 +166,22 @@ def main():
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for path, name, shape, _ in models:
         a, b = statistics.median(ours[path]), statistics.median(theirs[path])
-        macs = multiply_adds(path, name, shape)
+        macs = sum(multiply_adds(path, name, shape).values())
         share = (lambda ms: f"{100 * macs / (ms * 1e-3) / (peak * 1e9):.0f}") if peak else (lambda ms: "")
         print(f"| {path.name} | {'x'.join(map(str, shape))} | {macs / 1e6:.1f} | {a:.3f} | {b:.3f} | **{a / b:.2f}** | "
               f"{share(a)} | {share(b)} | {statistics.median(overhead[path]) * 1e3:.0f} |")
+    if per_node and peak:
+        name, shape = next((m[1], m[2]) for m in models if m[0] == CLASSIFIER)
+        macs = multiply_adds(CLASSIFIER, name, shape)
+        big = sorted((n for n in macs if macs[n] > 0.1 * sum(macs.values())), key=lambda n: -macs[n])
+        print(f"\nThe classifier's big convolutions in equivd (`--profile`, median over rounds), share of the peak:\n")
+        print("| node | M multiply-adds | ms | % of peak |\n| --- | ---: | ---: | ---: |")
+        for n in big:
+            ms = statistics.median(per_node[n])
+            print(f"| {n} | {macs[n] / 1e6:.1f} | {ms:.3f} | {100 * macs[n] / (ms * 1e-3) / (peak * 1e9):.0f} |")
+        ms = sum(statistics.median(per_node[n]) for n in big)
+        print(f"| together | {sum(macs[n] for n in big) / 1e6:.1f} | {ms:.3f} | "
+              f"{100 * sum(macs[n] for n in big) / (ms * 1e-3) / (peak * 1e9):.0f} |")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@
 #endif
 
 /* Register blocking: R filters × V vectors of positions stay in accumulators for a whole
- * reduction over channels and taps, so each input vector loaded feeds R multiply-adds. */
-enum { R = 8, V512 = 3, PORTABLE_STEP = 8 };
+ * reduction over channels and taps, so each input vector loaded feeds R multiply-adds. AVX2 has
+ * half the registers of AVX-512 and blocks 6 filters (R256) instead of 8. */
+enum { R = 8, V512 = 3, R256 = 6, V256 = 2, PORTABLE_STEP = 8 };
 
-/* The filters of block b that exist. */
-static int filters_in(const equivd_conv_job *job, size_t b) {
-    size_t left = job->filters - b * R;
-    return left < R ? (int)left : R;
+/* The filters of block b (of `block` filters) that exist. */
+static int filters_in(const equivd_conv_job *job, size_t b, int block) {
+    size_t left = job->filters - b * block;
+    return left < (size_t)block ? (int)left : block;
 }
 
 /* Stores the valid lanes of `count` values at grid position p (a multiple of 8) for filter f:
@@ -47,7 +48,7 @@ __attribute__((target("avx512f"))) static void conv_avx512(const equivd_conv_job
     const __m512 zero = _mm512_setzero_ps();
     for (size_t b = 0; b * R < job->filters; b++) {
         const float *wb = job->packed + b * channels * taps * R;
-        const int live = filters_in(job, b);
+        const int live = filters_in(job, b, R);
         for (size_t s = 0; s < steps; s++) {
             size_t p = s * 16 * V512;
             __m512 acc[R][V512];
@@ -86,33 +87,68 @@ __attribute__((target("avx512f"))) static void conv_avx512(const equivd_conv_job
     }
 }
 
-/* One vector of positions per step: 8 accumulators, the input and a weight fit the 16 ymm
- * registers (more vectors per step spill on AVX2, and cost more than the loads they save). */
+/* Two vectors of positions × six filters per step: 12 accumulators, the two inputs and the
+ * weights fill the 16 ymm registers, and each tap costs 8 loads for 12 multiply-adds, so the FMA
+ * ports, not the load ports, set the pace (8 filters × 1 vector cost 9 loads for 8). */
+
+/* For each mask of 8 lanes, the permutation that packs its set lanes to the front. */
+static int32_t compress256[256][8];
+
+static void compress256_init(void) {
+    for (int m = 0; m < 256; m++) {
+        int n = 0;
+        for (int i = 0; i < 8; i++)
+            if (m >> i & 1) compress256[m][n++] = i;
+        while (n < 8) compress256[m][n++] = 0;
+    }
+}
+
+/* Bias, ReLU, then the valid lanes of y (positions p … p + 7, p a multiple of 8) packed to the
+ * next output indices of filter f: one permute and one masked store, no per-lane branches. */
+__attribute__((target("avx2,fma"))) static inline void store_avx2(const equivd_conv_job *job, size_t f, size_t p, __m256 y) {
+    const equivd_conv_lanes *lanes = &job->lanes[p / 16];
+    const unsigned shift = p % 16;
+    const unsigned mask = lanes->mask >> shift & 0xff;
+    if (!mask) return;
+    if (job->bias) y = _mm256_add_ps(y, _mm256_set1_ps(job->bias[f]));
+    if (job->relu) y = _mm256_max_ps(y, _mm256_setzero_ps());
+    const __m256i order = _mm256_loadu_si256((const __m256i *)compress256[mask]);
+    const int count = __builtin_popcount(mask);
+    const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    float *out = job->output + f * job->output_plane + lanes->first + __builtin_popcount(lanes->mask & ((1u << shift) - 1));
+    _mm256_maskstore_ps(out, keep, _mm256_permutevar8x32_ps(y, order));
+}
+
 __attribute__((target("avx2,fma"))) static void conv_avx2(const equivd_conv_job *job, size_t steps) {
     const size_t channels = job->channels, taps = job->taps, plane = job->plane;
     const ptrdiff_t *offsets = job->offsets;
-    for (size_t b = 0; b * R < job->filters; b++) {
-        const float *wb = job->packed + b * channels * taps * R;
-        const int live = filters_in(job, b);
+    for (size_t b = 0; b * R256 < job->filters; b++) {
+        const float *wb = job->packed + b * channels * taps * R256;
+        const int live = filters_in(job, b, R256);
         for (size_t s = 0; s < steps; s++) {
-            size_t p = s * 8;
-            __m256 acc[R];
-            for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+            const size_t p = s * 8 * V256;
+            __m256 acc[R256][V256];
+            for (int r = 0; r < R256; r++)
+                for (int v = 0; v < V256; v++) acc[r][v] = _mm256_setzero_ps();
             const float *w = wb;
             for (size_t c = 0; c < channels; c++) {
                 const float *ic = job->input + c * plane + p;
-                for (size_t t = 0; t < taps; t++, w += R) {
-                    __m256 x = _mm256_loadu_ps(ic + offsets[t]);
-                    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + r), x, acc[r]);
+                for (size_t t = 0; t < taps; t++, w += R256) {
+                    const float *src = ic + offsets[t];
+                    const __m256 x0 = _mm256_loadu_ps(src), x1 = _mm256_loadu_ps(src + 8);
+                    for (int r = 0; r < R256; r++) {
+                        const __m256 wr = _mm256_broadcast_ss(w + r);
+                        acc[r][0] = _mm256_fmadd_ps(wr, x0, acc[r][0]);
+                        acc[r][1] = _mm256_fmadd_ps(wr, x1, acc[r][1]);
+                    }
                 }
             }
-            float values[8];
-            for (int r = 0; r < R; r++) {  /* as in conv_avx512: unrolled, acc in registers */
-                if (r < live) {
-                    _mm256_storeu_ps(values, acc[r]);
-                    store_lanes(job, b * R + r, p, values, 8);
-                }
-            }
+            /* Unrolled whole, or acc is kept in memory through the reduction above. */
+#pragma GCC unroll 16
+            for (int r = 0; r < R256; r++)
+#pragma GCC unroll 16
+                for (int v = 0; v < V256; v++)
+                    if (r < live) store_avx2(job, b * R256 + r, p + 8 * v, acc[r][v]);
         }
     }
 }
@@ -127,7 +163,7 @@ static void conv_neon(const equivd_conv_job *job, size_t steps) {
     const ptrdiff_t *offsets = job->offsets;
     for (size_t b = 0; b * R < job->filters; b++) {
         const float *wb = job->packed + b * channels * taps * R;
-        const int live = filters_in(job, b);
+        const int live = filters_in(job, b, R);
         for (size_t s = 0; s < steps; s++) {
             size_t p = s * 8;
             float32x4_t acc[R][2];
@@ -160,7 +196,7 @@ static void conv_neon(const equivd_conv_job *job, size_t steps) {
 static void conv_portable(const equivd_conv_job *job, size_t steps) {
     for (size_t b = 0; b * R < job->filters; b++) {
         const float *wb = job->packed + b * job->channels * job->taps * R;
-        const int live = filters_in(job, b);
+        const int live = filters_in(job, b, R);
         for (size_t s = 0; s < steps; s++) {
             size_t p = s * PORTABLE_STEP;
             float acc[R][PORTABLE_STEP] = {{0}};
@@ -180,6 +216,7 @@ static void conv_portable(const equivd_conv_job *job, size_t steps) {
 
 static void (*kernel)(const equivd_conv_job *, size_t);
 static size_t step;
+static int block = R;  /* filters per packed block of the chosen kernel */
 static const char *isa;
 static pthread_once_t chosen = PTHREAD_ONCE_INIT;
 
@@ -196,7 +233,8 @@ static void choose_once(void) {
     if (avx512) {
         kernel = conv_avx512, step = 16 * V512, isa = "avx512";
     } else if (avx2) {
-        kernel = conv_avx2, step = 8, isa = "avx2";
+        compress256_init();
+        kernel = conv_avx2, step = 8 * V256, block = R256, isa = "avx2";
     }
 #elif EQUIVD_CONV_ARM64
     if (!portable) kernel = conv_neon, step = 8, isa = "neon";
@@ -216,16 +254,18 @@ const char *equivd_conv_isa(void) {
 }
 
 size_t equivd_conv_packed_count(size_t filters, size_t channels, size_t taps) {
-    return (filters + R - 1) / R * R * channels * taps;
+    choose();
+    return (filters + block - 1) / block * block * channels * taps;
 }
 
 void equivd_conv_pack(const float *weights, size_t filters, size_t channels, size_t taps, float *packed) {
-    size_t blocks = (filters + R - 1) / R;
+    choose();
+    size_t blocks = (filters + block - 1) / block;
     for (size_t b = 0; b < blocks; b++)
         for (size_t c = 0; c < channels; c++)
             for (size_t t = 0; t < taps; t++)
-                for (size_t r = 0; r < R; r++) {
-                    size_t f = b * R + r;
+                for (size_t r = 0; r < (size_t)block; r++) {
+                    size_t f = b * block + r;
                     *packed++ = f < filters ? weights[(f * channels + c) * taps + t] : 0.0f;
                 }
 }

@@ -16,8 +16,8 @@
  * equivd_conv_step() positions, so the caller leaves that many readable floats after the last
  * plane, beyond the largest offset.
  *
- * Weights are packed once, at load, in blocks of R = 8 filters: block b holds [c][t][r] for
- * filters b * R + r (zero where that filter does not exist).
+ * Weights are packed once, at load, in blocks of R filters, R the chosen kernel's (8; 6 for
+ * AVX2): block b holds [c][t][r] for filters b * R + r (zero where that filter does not exist).
  * The kernel is picked once per process for the CPU: AVX-512 or AVX2 + FMA on x86, NEON on
  * aarch64, portable C anywhere.
  */
