@@ -1,11 +1,13 @@
 # equivd — the two commands: `make run` (set up, build, run the main job on the bundled default)
 # and `make test` (set up, build, run every test). Both install what they need first.
 SWIFT ?= swift
+# The clang that SwiftPM compiles the C targets with, for benchmarks of C code alone.
+CC_BENCH ?= $(dir $(shell command -v $(SWIFT)))clang
 # The project's Python: Debian's python3 with system packages plus onnxruntime (scripts/install-deps.sh).
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-model bench-resample bench-resamplers bench-service bench-fleet bench-replay deb test-package canonicalizers table table-swift real-table partial-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-conv bench-model bench-resample bench-resamplers bench-service bench-fleet bench-replay deb test-package canonicalizers table table-swift real-table partial-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -67,6 +69,17 @@ bench: deps build
 # kernel; OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
 bench-model: deps build
 	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
+
+# The convolution kernel alone on the classifier's three big convolutions, each ISA the CPU has,
+# pinned to one core, beside the FMA peak of each vector width (docs/benchmarks.md).
+bench-conv:
+	mkdir -p .build/bench-conv
+	$(CC_BENCH) -O2 -ISources/CDirectConv/include $(CONV_SOURCES) bench/conv_kernel_bench.c -o .build/bench-conv/conv -lpthread -lm
+	$(CC_BENCH) -O2 bench/fma_peak.c -o .build/bench-conv/fma_peak
+	@echo "FMA peak, G lane-FMAs/s: $$(taskset -c 1 .build/bench-conv/fma_peak)"
+	@echo "| kernel | conv | M multiply-adds | median, G MAC/s | best, G MAC/s |"
+	@echo "| --- | --- | ---: | ---: | ---: |"
+	@for isa in avx512 avx2 portable; do EQUIVD_CONV_ISA=$$isa taskset -c 1 .build/bench-conv/conv; done
 
 # What canonicalizing by resampling costs a window beside one YAMNet call, pinned, interleaved.
 bench-resample: deps build
