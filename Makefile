@@ -158,7 +158,7 @@ table-swift: deps build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain table-swift --equivd $(RELEASE_BIN)/equivd
 
 # Speed shift with only the rotation-locked part translated back: the ceilings and estimates of the
-# fixed part, measured on 8 paired machines per class (about 15 minutes; docs/results.md).
+# fixed part, measured on 8 paired machines per class (about 10 minutes; docs/results.md).
 partial-table: deps-torch build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain partial-table
 

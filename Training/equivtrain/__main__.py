@@ -187,7 +187,7 @@ def main(argv=None):
                        "place, F̂ from the generator, from several speeds, or from a separator (equivtrain.partial).")
     p.add_argument("--bundle", default="Models", help="the bundle whose frozen classifier is measured")
     p.add_argument("--per-class", type=int, default=8, help="paired test machines per class")
-    p.add_argument("--steps", type=int, default=1500, help="separator training steps")
+    p.add_argument("--steps", type=int, default=3000, help="training steps of the separator and of FixedPose")
     p.add_argument("--out", default="docs/results.md", help="the table replaces its marked section here")
     p.add_argument("--work", default="data/partial", help="rendered clips")
     p.set_defaults(run=_partial_table)
