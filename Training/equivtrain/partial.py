@@ -4,9 +4,9 @@ window is translated back and the part that stays at its frequency (F) is left w
 
     X̃ = log(F̂ + T₋ₖ(max(exp X − F̂, 0))),
 
-with k the true shift (the ceiling of any canonicalizer) and F̂ from three sources: the generator's
-own fixed part (the best any estimate can do), a per-bin minimum over the machine's recordings at
-several speeds (what a stream's history across speeds gives), and a small separator trained on the
+with k the true shift (the ceiling of any canonicalizer) and F̂ from the generator's own fixed part
+(the best any estimate can do), from a per-bin minimum over the machine's recordings at several
+speeds (what a stream's history across speeds gives), or from a small separator trained on the
 generator's parts (no class labels). The last rows are whole methods, with no true shift: the
 bundle's canonicalizer reads k from the window, and F̂'s own shift (a resampled recording moved F
 too) is read by the same canonicalizer (tried) or by FixedPose, trained with the prior on F̂ alone.
@@ -25,7 +25,7 @@ from .datasets import SHIFTS
 from .models import REFERENCE_BIN, SHIFT_RANGE, translate
 from .report import write_section
 
-POOL = 5          # the separator judges 5-frame cells, as the canonicalizer pools time
+POOL = 5          # the separator pools 5 frames first, as the canonicalizer does
 LOG_FLOOR = 1e-6  # the front end's floor: X = log(|S| + LOG_FLOOR) (bundle front_end.log_floor)
 
 
@@ -60,7 +60,8 @@ def render_parts(out, per_class, seed, kind, seconds=8.0, keep=4.0, shifts=SHIFT
 
 
 def fixed_share(X, F):
-    """The share of each 5-frame cell's magnitude that is fixed content, in [0, 1]."""
+    """The share of each 5-frame cell's magnitude that is fixed content, in [0, 1] (the separator
+    learns its mean over the window's cells, per bin)."""
     pool = lambda a: nn.functional.avg_pool2d(torch.as_tensor(a).exp(), (1, POOL))  # noqa: E731
     return (pool(F) / pool(X)).clamp(0, 1).numpy()
 
