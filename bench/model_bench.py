@@ -13,6 +13,8 @@ onnxruntime is timed per call through its Python binding. What the binding itsel
 measured on an Identity model of the same input size, in the same run, and subtracted; it is
 printed. equivd is timed inside its own process (`equivd model bench`). The CPU model, its
 vector extensions, equivd's convolution kernel and OpenBLAS's are printed with the figures.
+For the classifier a second, profiled run per round (`--profile`, which times each node and so is
+kept out of the model's own figure) gives each big convolution's share of the peak.
 """
 
 import argparse

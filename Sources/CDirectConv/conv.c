@@ -87,10 +87,6 @@ __attribute__((target("avx512f"))) static void conv_avx512(const equivd_conv_job
     }
 }
 
-/* Two vectors of positions × six filters per step: 12 accumulators, the two inputs and the
- * weights fill the 16 ymm registers, and each tap costs 8 loads for 12 multiply-adds, so the FMA
- * ports, not the load ports, set the pace (8 filters × 1 vector cost 9 loads for 8). */
-
 /* For each mask of 8 lanes, the permutation that packs its set lanes to the front. */
 static int32_t compress256[256][8];
 
@@ -119,6 +115,9 @@ __attribute__((target("avx2,fma"))) static inline void store_avx2(const equivd_c
     _mm256_maskstore_ps(out, keep, _mm256_permutevar8x32_ps(y, order));
 }
 
+/* Two vectors of positions × six filters per step: 12 accumulators, the two inputs and the
+ * weights fill the 16 ymm registers, and each tap costs 8 loads for 12 multiply-adds, so the FMA
+ * ports, not the load ports, set the pace (8 filters × 1 vector cost 9 loads for 8). */
 __attribute__((target("avx2,fma"))) static void conv_avx2(const equivd_conv_job *job, size_t steps) {
     const size_t channels = job->channels, taps = job->taps, plane = job->plane;
     const ptrdiff_t *offsets = job->offsets;

@@ -77,12 +77,9 @@ def partial_translate(X, fixed, shifts, fixed_shifts=0):
     return np.log(back(fixed, fixed_shifts) + back(E - fixed, shifts) + LOG_FLOOR).astype(np.float32)
 
 
-def read_both(canonicalize, X, fixed):
-    """The whole method: the canonicalizer reads k from the window and j from F̂ alone (0 when
-    the machine sped up, k when the recording was resampled), and both are undone."""
-    fixed = np.minimum(np.broadcast_to(fixed, X.shape), np.exp(X))
-    read = lambda A: canonicalize(A.astype(np.float32)).argmax(1) - SHIFT_RANGE  # noqa: E731
-    return partial_translate(X, fixed, read(X), read(np.log(fixed + LOG_FLOOR)))
+def read_shift(canonicalize, X):
+    """The shift (bins) the canonicalizer reads from each window X [N, 1, F, T], in log."""
+    return canonicalize(X.astype(np.float32)).argmax(1) - SHIFT_RANGE
 
 
 def history_minimum(data, speeds):
@@ -183,14 +180,12 @@ def separated(net, X):
     return share * np.exp(X)
 
 
-def whole_method(canonicalize, pose, X, fixed):
-    """No true shift anywhere: the canonicalizer reads k from the window, FixedPose decides
-    whether F̂ moved with it (j = k) or stayed (j = 0), and both are undone."""
-    k = canonicalize(X).argmax(1) - SHIFT_RANGE
+def fixed_shift(pose, fixed, k):
+    """j per window: k where FixedPose scores F̂ as moved with the window (a resampled
+    recording), else 0 (the machine sped up and F stayed)."""
     with torch.no_grad():
         scores = pose(torch.from_numpy(np.log(fixed.mean(axis=3, keepdims=True) + LOG_FLOOR).astype(np.float32))).numpy()
-    moved = scores[np.arange(len(k)), k + SHIFT_RANGE] > scores[:, SHIFT_RANGE]
-    return partial_translate(X, fixed, k, np.where(moved, k, 0))
+    return np.where(scores[np.arange(len(k)), k + SHIFT_RANGE] > scores[:, SHIFT_RANGE], k, 0)
 
 
 def training_parts(out, per_class, seed):
@@ -220,24 +215,25 @@ def run(bundle, work, results, per_class=8, train_per_class=60, steps=3000, seed
     classify = onnx_function(pathlib.Path(bundle) / "classifier.onnx", softmax=False)
     canonicalize = onnx_function(pathlib.Path(bundle) / "canonicalizer.onnx", softmax=False)
     separator, pose = train_separator(training_parts(work / "train", train_per_class, seed), steps)
-    read = lambda X: canonicalize(X).argmax(1) - SHIFT_RANGE  # noqa: E731
     lines = ["| F̂ (left in place unless read), k (the true shift unless read) | set | " + " | ".join(f"{s:+d} st" for s in SHIFTS)
              + " | all | normal | bearing |", "| --- | --- |" + " ---: |" * (len(SHIFTS) + 3)]
     for kind in ("speed", "resample"):
         data = render_parts(work / kind, per_class, test_seed, kind)
         k = 2 * data["semitones"]
-        fixed = separated(separator, data["X"])
+        fixed, read = separated(separator, data["X"]), read_shift(canonicalize, data["X"])
         rows = [("none: the window as it is (a)", data["X"]),
                 ("nothing fixed: translate all (o)", partial_translate(data["X"], 0.0, k)),
-                ("nothing fixed, k read by the canonicalizer (c)", partial_translate(data["X"], 0.0, read(data["X"]))),
+                ("nothing fixed, k read by the canonicalizer (c)", partial_translate(data["X"], 0.0, read)),
                 ("the generator's fixed part (a ceiling)", partial_translate(data["X"], np.exp(data["F"]), k)),
                 ("minimum over the machine's 9 speeds (history)", partial_translate(data["X"], history_minimum(data, SHIFTS), k)),
                 ("minimum over its −6, 0, +6 st recordings", partial_translate(data["X"], history_minimum(data, (-6, 0, 6)), k)),
                 ("separator trained on generator parts", partial_translate(data["X"], fixed, k)),
-                ("separator; k and F̂'s shift read by the canonicalizer (tried)", read_both(canonicalize, data["X"], fixed)),
-                ("**separator; k read, F̂ moved or not by FixedPose (whole method)**", whole_method(canonicalize, pose, data["X"], fixed))]
+                ("separator; k and F̂'s shift read by the canonicalizer (tried)",
+                 partial_translate(data["X"], fixed, read, read_shift(canonicalize, np.log(fixed + LOG_FLOOR)))),
+                ("**separator; k read, F̂ moved or not by FixedPose (whole method)**",
+                 partial_translate(data["X"], fixed, read, fixed_shift(pose, fixed, read)))]
         for name, windows in rows:
-            right = np.concatenate([classify(windows[i:i + 256]).argmax(1) for i in range(0, len(windows), 256)]) == data["y"]
+            right = classify(windows).argmax(1) == data["y"]
             cells = [right[data["semitones"] == s].mean() * 100 for s in SHIFTS]
             cells += [right.mean() * 100] + [right[data["y"] == synth.CLASSES.index(c)].mean() * 100 for c in ("normal", "bearing")]
             lines.append(f"| {name} | {kind} | " + " | ".join(f"{v:.1f}" for v in cells) + " |")
