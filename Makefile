@@ -64,10 +64,11 @@ test-package: deb
 bench: deps build
 	$(PYTHON) bench/frontend_bench.py --equivd $(RELEASE_BIN)/equivd --alloc-check --memory-check
 
-# Batch-1 latency of the bundled models and YAMNet versus onnxruntime, both pinned to one core,
+# Batch-1 latency of the bundled models, YAMNet and CREPE versus onnxruntime, both pinned to one core,
 # same inputs, interleaved. EQUIVD_CONV_ISA=avx2 (or portable) picks a narrower convolution
 # kernel; OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
-bench-model: deps build
+bench-model: deps-torch build
+	$(PYTHON) scripts/fetch-crepe.py
 	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
 
 # The convolution kernel alone on the classifier's three big convolutions, each ISA the CPU has,

@@ -5,8 +5,10 @@ round.
     make bench-model     # or: .venv/bin/python bench/model_bench.py --equivd .build/release/equivd
 
 The models: the default bundle's classifier and canonicalizer on one 1x1x168x100 spectrogram
-window, and YAMNet (a pretrained AudioSet tagger nobody here trained: strided and depthwise
-convolutions; scripts/fetch-yamnet.py) on one 1x1x96x64 log-mel patch. Each side gets the same
+window; YAMNet (a pretrained AudioSet tagger nobody here trained: strided and depthwise
+convolutions; scripts/fetch-yamnet.py) on one 1x1x96x64 log-mel patch; CREPE tiny and full (a
+pretrained pitch tracker nobody here trained, exported by PyTorch: a 1-D network of long kernels,
+the first strided; scripts/fetch-crepe.py) on one 1024-sample frame. Each side gets the same
 input, written once to a raw float32 file.
 
 onnxruntime is timed per call through its Python binding. What the binding itself costs is
@@ -39,6 +41,8 @@ MODELS = [  # file, input name, shape, value range of realistic inputs
     (CLASSIFIER, "x", (1, 1, 168, 100), (-12, 0)),
     (ROOT / "Models/canonicalizer.onnx", "x", (1, 1, 168, 100), (-12, 0)),
     (ROOT / "data/pretrained/yamnet.onnx", "audio", (1, 1, 96, 64), (-7, 2)),
+    (ROOT / "data/pretrained/crepe-tiny.onnx", "frames", (1, 1024), (-2, 2)),
+    (ROOT / "data/pretrained/crepe-full.onnx", "frames", (1, 1024), (-2, 2)),
 ]
 
 

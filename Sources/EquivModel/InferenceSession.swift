@@ -17,7 +17,7 @@ public final class InferenceSession {
         public init() {}
     }
 
-    /// Kernels' temporary space (Conv's unfolded input), shared by the sessions given it: a
+    /// Kernels' temporary space (Conv's padded input planes), shared by the sessions given it: a
     /// recognizer runs its canonicalizer and classifiers one after another on one thread, so
     /// one buffer the size of the largest request serves them all.
     ///

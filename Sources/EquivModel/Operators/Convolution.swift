@@ -75,73 +75,21 @@ struct Window2D {
     var inputPlane: Int { inputHeight * inputWidth }
     var outputPlane: Int { outputHeight * outputWidth }
     var kernelSize: Int { kernelHeight * kernelWidth }
-
-    /// Output x positions whose input x = ox·strideX − padLeft + kx·dilationX lies inside the input.
-    func validX(_ kx: Int) -> Range<Int> {
-        let offset = kx * dilationX - padLeft
-        let low = max(0, ceilDiv(-offset, strideX))
-        let high = min(outputWidth, ceilDiv(inputWidth - offset, strideX))
-        return low..<max(low, high)
-    }
-
-    func validY(_ ky: Int) -> Range<Int> {
-        let offset = ky * dilationY - padTop
-        let low = max(0, ceilDiv(-offset, strideY))
-        let high = min(outputHeight, ceilDiv(inputHeight - offset, strideY))
-        return low..<max(low, high)
-    }
 }
 
 @inline(__always)
 func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
-
-/// Unfolds one image's channels into columns (im2col): row (c, ky, kx), column (oy, ox).
-private func unfold(
-    _ x: UnsafePointer<Float>, channels: Int, _ w: Window2D, rangesX: [Range<Int>], rangesY: [Range<Int>],
-    into col: UnsafeMutablePointer<Float>
-) {
-    let ow = w.outputWidth, plane = w.outputPlane
-    var row = col
-    for c in 0..<channels {
-        let image = x + c * w.inputPlane
-        for ky in 0..<w.kernelHeight {
-            let ys = rangesY[ky]
-            for kx in 0..<w.kernelWidth {
-                let xs = rangesX[kx]
-                // Each column written once: zeros where the window reads padding, input elsewhere.
-                for oy in 0..<w.outputHeight {
-                    let target = row + oy * ow
-                    guard ys.contains(oy), !xs.isEmpty else {
-                        target.update(repeating: 0, count: ow)
-                        continue
-                    }
-                    target.update(repeating: 0, count: xs.lowerBound)
-                    (target + xs.upperBound).update(repeating: 0, count: ow - xs.upperBound)
-                    let iy = oy * w.strideY - w.padTop + ky * w.dilationY
-                    let source = image + iy * w.inputWidth + (xs.lowerBound * w.strideX - w.padLeft + kx * w.dilationX)
-                    if w.strideX == 1 {
-                        (target + xs.lowerBound).update(from: source, count: xs.count)
-                    } else {
-                        for i in 0..<xs.count { target[xs.lowerBound + i] = source[i * w.strideX] }
-                    }
-                }
-                row += plane
-            }
-        }
-    }
-}
 
 func registerConvolution(_ table: inout [String: OperatorPlanner]) {
     table["Conv"] = planConv
     table["BatchNormalization"] = planBatchNormalization
 }
 
-/// Depthwise Conv (one filter per channel) runs CDirectConv's depthwise kernel; Conv with unit
-/// strides and a kernel larger than 1×1 runs the direct kernel on zero-padded planes
-/// (`planPaddedConv`); a 1×1 Conv over few positions CDirectConv's pointwise kernel; the rest one
-/// sgemm per image and group over the unfolded input (1×1 convolutions with unit strides and no
-/// padding read the input directly). Bias and a fused activation are applied to each output row
-/// while it is in cache.
+/// Depthwise Conv (one filter per channel) runs CDirectConv's depthwise kernel; a 1×1 Conv over
+/// few positions its pointwise kernel; every other Conv the direct kernel on zero-padded planes
+/// (`planPaddedConv`), strided ones split into their stride phases first. No Conv goes through
+/// sgemm: OpenBLAS's kernel choice depends on knowing the CPU (docs/benchmarks.md). Bias and a fused activation are applied to each output row while it
+/// is in cache.
 private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     try ctx.allowAttributes(["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
     let xs = try ctx.shape(0), ws = try ctx.shape(1)
@@ -162,57 +110,26 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     if let bias, bias.count != filters { throw ctx.invalid("bias has \(bias.count) values for \(filters) filters") }
     let out = try ctx.output(outShape)
 
-    let cg = channels / group, mg = filters / group
-    if group > 1 && cg == 1 && mg == 1 {
+    if group > 1 && channels == group && filters == group {
         return planDepthwiseConv(ctx, x: x, weights: weights, bias: bias, out: out, w, batch: batch, channels: channels)
     }
-    if w.strideX == 1 && w.strideY == 1 && w.kernelSize > 1 {
-        return try planPaddedConv(ctx, x: x, weights: weights, bias: bias, out: out, w, batch: batch, group: group)
+    let plain = w.kernelSize == 1 && w.strideX == 1 && w.strideY == 1 && w.padTop + w.padLeft + w.padBottom + w.padRight == 0
+    if plain && group == 1 && w.outputPlane <= pointwiseMaximumPositions {
+        return try planPointwiseConv(ctx, x: x, weights: weights, bias: bias, out: out, w, batch: batch)
     }
-    let depth = cg * w.kernelSize  // rows of the unfolded input
-    let plane = w.outputPlane
-    let direct = w.kernelSize == 1 && w.strideX == 1 && w.strideY == 1 && w.padTop + w.padLeft + w.padBottom + w.padRight == 0
-    if direct && group == 1 && plane <= pointwiseMaximumPositions {
-        return try planPointwiseConv(ctx, x: x, weights: weights, bias: bias, out: out, batch: batch, plane: plane)
-    }
-    let scratch = ctx.planner.scratch
-    if !direct { scratch.reserve(try elementCount([depth, plane], ctx.location)) }
-    let rangesX = (0..<w.kernelWidth).map(w.validX), rangesY = (0..<w.kernelHeight).map(w.validY)
-    let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
-    let inputImage = channels * w.inputPlane, outputImage = filters * plane
-    let epilogue = Epilogue()
-    ctx.kernel {
-        for n in 0..<batch {
-            for g in 0..<group {
-                let input = px + n * inputImage + g * cg * w.inputPlane
-                let output = py + n * outputImage + g * mg * plane
-                let columns: UnsafePointer<Float>
-                if direct {
-                    columns = UnsafePointer(input)
-                } else {
-                    let col = scratch.pointer!
-                    unfold(input, channels: cg, w, rangesX: rangesX, rangesY: rangesY, into: col)
-                    columns = UnsafePointer(col)
-                }
-                sgemm(transposeA: false, transposeB: false, m: mg, n: plane, k: depth, pw + g * mg * depth, lda: depth,
-                      columns, ldb: plane, beta: 0, output, ldc: plane)
-                for m in 0..<mg { epilogue.apply(output + m * plane, count: plane, bias: pb?[g * mg + m] ?? 0) }
-            }
-        }
-    }
-    ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)
-    return [.buffer(out)]
+    return try planPaddedConv(ctx, x: x, weights: weights, bias: bias, out: out, w, batch: batch, group: group)
 }
 
-/// Up to this many output positions a 1×1 Conv runs CDirectConv's pointwise kernel rather than
-/// sgemm: below that sgemm spends its time packing (docs/benchmarks.md; YAMNet layers 7–14).
+/// Up to this many output positions a 1×1 Conv runs CDirectConv's pointwise kernel rather than the
+/// direct kernel, which computes whole steps of 32 or 48 positions (docs/benchmarks.md; YAMNet
+/// layers 7–14).
 let pointwiseMaximumPositions = 32
 
 /// 1×1 Conv over few positions by CDirectConv's pointwise kernel, one image at a time.
 private func planPointwiseConv(
-    _ ctx: NodeContext, x: FloatBuffer, weights: FloatBuffer, bias: FloatBuffer?, out: FloatBuffer, batch: Int, plane: Int
+    _ ctx: NodeContext, x: FloatBuffer, weights: FloatBuffer, bias: FloatBuffer?, out: FloatBuffer, _ w: Window2D, batch: Int
 ) throws(ModelError) -> [PlannedValue] {
-    let (filters, channels) = (weights.shape[0], weights.shape[1])
+    let (filters, channels, plane) = (weights.shape[0], weights.shape[1], w.outputPlane)
     let scratch = ctx.planner.scratch
     scratch.reserve(equivd_pointwise_scratch(channels, plane))
     let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
@@ -259,9 +176,83 @@ private func planDepthwiseConv(
     return [.buffer(out)]
 }
 
-/// Conv with unit strides by the direct kernel of CDirectConv: each image's channels are copied
-/// into zero-padded planes (a ninth of what im2col writes for 3×3); the kernel computes every
-/// filter on the padded grid and stores the valid positions, with bias and ReLU, straight into
+/// How a Conv's padded input is split by its strides so that the direct kernel, which moves one
+/// position at a time, can run it: tap k of a dimension (stride s, dilation d) reads phase
+/// (k·d) mod s — every s-th row or column of the padded input, starting at that one — at offset
+/// (k·d) div s. Each phase in use becomes a channel of its own and the offsets become the taps;
+/// a tap that a phase has no weight for gets a zero weight. With unit strides there is one phase
+/// and the taps are the kernel's own.
+private struct StridePhases {
+    /// Per dimension: the phases in use and the distinct offsets, in phase rows/columns.
+    let phasesY: [Int], phasesX: [Int], offsetsY: [Int], offsetsX: [Int]
+    /// Rows and columns of one phase plane.
+    let height: Int, width: Int
+
+    init(_ w: Window2D) {
+        func split(_ kernel: Int, _ dilation: Int, _ stride: Int) -> (phases: [Int], offsets: [Int]) {
+            let reach = (0..<kernel).map { $0 * dilation }
+            return (Array(Set(reach.map { $0 % stride })).sorted(), Array(Set(reach.map { $0 / stride })).sorted())
+        }
+        (phasesY, offsetsY) = split(w.kernelHeight, w.dilationY, w.strideY)
+        (phasesX, offsetsX) = split(w.kernelWidth, w.dilationX, w.strideX)
+        height = ceilDiv(w.padTop + w.inputHeight + w.padBottom, w.strideY)
+        width = ceilDiv(w.padLeft + w.inputWidth + w.padRight, w.strideX)
+    }
+
+    var count: Int { phasesY.count * phasesX.count }
+    var taps: Int { offsetsY.count * offsetsX.count }
+
+    /// The weights of one group, [filters][channels][kernel], laid out for the phases:
+    /// [filters][channels × phases][taps], zero where a phase has no weight for a tap.
+    func rearrange(_ weights: UnsafePointer<Float>, filters: Int, channels: Int, _ w: Window2D, into target: UnsafeMutablePointer<Float>) {
+        target.update(repeating: 0, count: filters * channels * count * taps)
+        for f in 0..<filters {
+            for c in 0..<channels {
+                for ky in 0..<w.kernelHeight {
+                    for kx in 0..<w.kernelWidth {
+                        let (y, x) = (ky * w.dilationY, kx * w.dilationX)
+                        let phase = phasesY.firstIndex(of: y % w.strideY)! * phasesX.count + phasesX.firstIndex(of: x % w.strideX)!
+                        let tap = offsetsY.firstIndex(of: y / w.strideY)! * offsetsX.count + offsetsX.firstIndex(of: x / w.strideX)!
+                        target[((f * channels + c) * count + phase) * taps + tap] = weights[(f * channels + c) * w.kernelSize + ky * w.kernelWidth + kx]
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies `channels` planes of `w`'s input into the phase planes of their zero-padded form.
+    func fill(_ x: UnsafePointer<Float>, channels: Int, _ w: Window2D, into planes: UnsafeMutablePointer<Float>) {
+        var target = planes
+        for c in 0..<channels {
+            let image = x + c * w.inputPlane
+            for ry in phasesY {
+                for rx in phasesX {
+                    for row in 0..<height {
+                        let iy = row * w.strideY + ry - w.padTop
+                        if iy < 0 || iy >= w.inputHeight {
+                            target.update(repeating: 0, count: width)
+                        } else if w.strideX == 1 {
+                            let left = w.padLeft - rx  // a unit stride has the one phase, rx = 0
+                            target.update(repeating: 0, count: left)
+                            (target + left).update(from: image + iy * w.inputWidth, count: w.inputWidth)
+                            (target + left + w.inputWidth).update(repeating: 0, count: width - left - w.inputWidth)
+                        } else {
+                            for column in 0..<width {
+                                let ix = column * w.strideX + rx - w.padLeft
+                                target[column] = ix >= 0 && ix < w.inputWidth ? image[iy * w.inputWidth + ix] : 0
+                            }
+                        }
+                        target += width
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Conv by the direct kernel of CDirectConv: each image's channels are copied into zero-padded
+/// planes (split into stride phases, `StridePhases`, when strided); the kernel computes every
+/// filter on the plane's grid and stores the valid positions, with bias and ReLU, straight into
 /// the output. Weights are packed for the kernel at load when they are constants (at every run
 /// otherwise); which grid positions are outputs is worked out once, at load.
 private func planPaddedConv(
@@ -270,27 +261,35 @@ private func planPaddedConv(
 ) throws(ModelError) -> [PlannedValue] {
     let channels = x.shape[1], filters = out.shape[1]
     let cg = channels / group, mg = filters / group
-    let paddedWidth = w.padLeft + w.inputWidth + w.padRight
-    let paddedPlane = try elementCount([w.padTop + w.inputHeight + w.padBottom, paddedWidth], ctx.location)
-    let offsets = (0..<w.kernelHeight).flatMap { ky in
-        (0..<w.kernelWidth).map { kx in ky * w.dilationY * paddedWidth + kx * w.dilationX }
-    }
+    let phases = StridePhases(w)
+    let planeFloats = try elementCount([phases.height, phases.width], ctx.location)
+    let offsets = phases.offsetsY.flatMap { y in phases.offsetsX.map { x in y * phases.width + x } }
     // The kernel computes whole steps of positions and reads up to the largest offset past each.
     let step = equivd_conv_step()
-    let positions = w.outputHeight * paddedWidth
+    let positions = w.outputHeight * phases.width
     let computed = (positions + step - 1) / step * step
-    let inputFloats = try elementCount([channels, paddedPlane], ctx.location) + computed + offsets.last!
+    let phaseChannels = cg * phases.count
+    let inputFloats = try elementCount([group * phaseChannels, planeFloats], ctx.location) + computed + offsets.last!
     ctx.planner.scratch.reserve(inputFloats)
     let lanes = stride(from: 0, to: computed, by: 16).map { start in
-        var lanes = equivd_conv_lanes(mask: 0, first: UInt32(start / paddedWidth * w.outputWidth + min(start % paddedWidth, w.outputWidth)))
-        for i in 0..<16 where start + i < positions && (start + i) % paddedWidth < w.outputWidth { lanes.mask |= 1 << i }
+        var lanes = equivd_conv_lanes(mask: 0, first: UInt32(start / phases.width * w.outputWidth + min(start % phases.width, w.outputWidth)))
+        for i in 0..<16 where start + i < positions && (start + i) % phases.width < w.outputWidth { lanes.mask |= 1 << i }
         return lanes
     }
-    let packedCount = equivd_conv_packed_count(mg, cg, w.kernelSize)
+    let packedCount = equivd_conv_packed_count(mg, phaseChannels, phases.taps)
     let packed = try ctx.planner.arena.floats(group * packedCount, ctx.location)
+    let rearranged = phases.count > 1 || phases.taps != w.kernelSize ? try ctx.planner.arena.floats(mg * phaseChannels * phases.taps, ctx.location) : nil
     let pw = weights.pointer
     let pack = {
-        for g in 0..<group { equivd_conv_pack(pw + g * mg * cg * w.kernelSize, mg, cg, w.kernelSize, packed + g * packedCount) }
+        for g in 0..<group {
+            let source = pw + g * mg * cg * w.kernelSize
+            if let rearranged {
+                phases.rearrange(source, filters: mg, channels: cg, w, into: rearranged)
+                equivd_conv_pack(rearranged, mg, phaseChannels, phases.taps, packed + g * packedCount)
+            } else {
+                equivd_conv_pack(source, mg, cg, w.kernelSize, packed + g * packedCount)
+            }
+        }
     }
     let constantWeights = ctx.constantFloats(1) != nil
     if constantWeights { pack() }
@@ -303,15 +302,16 @@ private func planPaddedConv(
         if !constantWeights { pack() }
         let padded = scratch.pointer!
         let relu = epilogue.activation == .relu
+        let filled = channels * phases.count * planeFloats
         for n in 0..<batch {
-            pad(px + n * channels * w.inputPlane, channels: channels, w, width: paddedWidth, into: padded)
-            (padded + channels * paddedPlane).update(repeating: 0, count: inputFloats - channels * paddedPlane)
+            phases.fill(px + n * channels * w.inputPlane, channels: channels, w, into: padded)
+            (padded + filled).update(repeating: 0, count: inputFloats - filled)
             for g in 0..<group {
                 offsets.withUnsafeBufferPointer { offsets in
                     lanes.withUnsafeBufferPointer { lanes in
                         var job = equivd_conv_job(
-                            input: padded + g * cg * paddedPlane, channels: cg, plane: paddedPlane,
-                            offsets: offsets.baseAddress, taps: w.kernelSize, packed: packed + g * packedCount,
+                            input: padded + g * phaseChannels * planeFloats, channels: phaseChannels, plane: planeFloats,
+                            offsets: offsets.baseAddress, taps: phases.taps, packed: packed + g * packedCount,
                             filters: mg, bias: pb.map { UnsafePointer($0 + g * mg) }, relu: relu ? 1 : 0,
                             output: py + (n * filters + g * mg) * plane, output_plane: plane,
                             lanes: lanes.baseAddress, positions: positions)
@@ -327,24 +327,6 @@ private func planPaddedConv(
     }
     ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)
     return [.buffer(out)]
-}
-
-/// Copies `channels` planes into rows of `width` with the window's zero padding around them.
-private func pad(_ x: UnsafePointer<Float>, channels: Int, _ w: Window2D, width: Int, into padded: UnsafeMutablePointer<Float>) {
-    var target = padded
-    for c in 0..<channels {
-        let image = x + c * w.inputPlane
-        target.update(repeating: 0, count: w.padTop * width)
-        target += w.padTop * width
-        for y in 0..<w.inputHeight {
-            target.update(repeating: 0, count: w.padLeft)
-            (target + w.padLeft).update(from: image + y * w.inputWidth, count: w.inputWidth)
-            (target + w.padLeft + w.inputWidth).update(repeating: 0, count: w.padRight)
-            target += width
-        }
-        target.update(repeating: 0, count: w.padBottom * width)
-        target += w.padBottom * width
-    }
 }
 
 /// Inference-mode batch normalization, y = a[c]·x + b[c], with a and b computed at load when the
