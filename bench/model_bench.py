@@ -58,21 +58,22 @@ def cpu():
 
 def multiply_adds(path, name, shape):
     """Multiply-adds of one run of the model on `shape`, per node: Conv and Gemm/MatMul, which are
-    nearly all of the work."""
+    nearly all of the work. The shapes come from running the model once in onnxruntime with those
+    nodes' tensors made outputs: ONNX's shape inference cannot follow exporters' computed pads."""
     model = onnx.load(str(path))
-    for value in model.graph.input:
-        if value.name == name:
-            for d, n in zip(value.type.tensor_type.shape.dim, shape):
-                d.dim_value = n
-    model = onnx.shape_inference.infer_shapes(model)
-    values = list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)
-    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
     weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    nodes = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    wanted = {n.output[0] for n in nodes} | {n.input[1] for n in nodes if n.input[1] not in weights}
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.ValueInfoProto(name=t) for t in sorted(wanted - known))
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = s.run(None, {name: np.zeros(shape, np.float32)})
+    dims = {o.name: list(v.shape) for o, v in zip(s.get_outputs(), outputs)}
     per_node = {}
-    for node in model.graph.node:
+    for node in nodes:
         if node.op_type == "Conv":
             per_node[node.name] = int(np.prod(dims[node.output[0]])) * int(np.prod(weights[node.input[1]][1:]))
-        elif node.op_type in ("Gemm", "MatMul"):
+        else:
             b = weights.get(node.input[1]) or dims[node.input[1]]
             trans_b = any(a.name == "transB" and a.i for a in node.attribute)
             per_node[node.name] = int(np.prod(dims[node.output[0]])) * (b[-1] if trans_b else b[-2])

@@ -269,6 +269,38 @@ void equivd_conv_pack(const float *weights, size_t filters, size_t channels, siz
                 }
 }
 
+void equivd_phases_fill(const equivd_phases *s, const float *input, float *output) {
+    const size_t sy = s->stride_y, sx = s->stride_x, height = s->phase_height, width = s->phase_width;
+    const size_t ih = s->input_height, iw = s->input_width;
+    float *out = output;
+    for (size_t c = 0; c < s->channels; c++) {
+        const float *image = input + c * ih * iw;
+        for (size_t ry = 0; ry < sy; ry++)
+            for (size_t rx = 0; rx < sx; rx++) {
+                /* Columns first … end of this phase read the input: column · sx + rx − pad_left in [0, iw). */
+                const size_t first = rx >= s->pad_left ? 0 : (s->pad_left - rx + sx - 1) / sx;
+                size_t end = s->pad_left + iw > rx ? (s->pad_left + iw - 1 - rx) / sx + 1 : 0;
+                if (end > width) end = width;
+                if (end < first) end = first;
+                for (size_t row = 0; row < height; row++, out += width) {
+                    const size_t y = row * sy + ry;  /* in the padded plane */
+                    if (y < s->pad_top || y - s->pad_top >= ih) {
+                        for (size_t i = 0; i < width; i++) out[i] = 0.0f;
+                        continue;
+                    }
+                    /* Plain loops, no library calls: rows of late layers are a few floats long. */
+                    const float *line = image + (y - s->pad_top) * iw + first * sx + rx - s->pad_left;
+                    for (size_t i = 0; i < first; i++) out[i] = 0.0f;
+                    if (sx == 1)
+                        for (size_t i = first; i < end; i++) out[i] = line[i - first];
+                    else
+                        for (size_t i = first; i < end; i++) out[i] = line[(i - first) * sx];
+                    for (size_t i = end; i < width; i++) out[i] = 0.0f;
+                }
+            }
+    }
+}
+
 void equivd_conv(const equivd_conv_job *job) {
     choose();
     kernel(job, (job->positions + step - 1) / step);

@@ -9,7 +9,9 @@
  *   weights, which are read once anyway. Here each block of 4 weight rows is streamed from memory
  *   once and reused, from L1, for every position; the positions are transposed first so that both
  *   operands of each dot product are contiguous.
- * - depthwise: one filter per channel, as many sgemm calls of M = 1 as channels.
+ * - depthwise: one filter per channel, as many sgemm calls of M = 1 as channels. Here each
+ *   channel's output rows are computed a vector at a time on its stride phases, or, where rows
+ *   are narrower than a vector, channels last.
  *
  * Both are written once with GCC vector extensions and compiled for each ISA conv.c picks from
  * (its choice, equivd_conv_isa(), is followed here). The vector types may alias float: the
@@ -106,6 +108,47 @@ void equivd_pointwise(const float *weights, const float *input, float *output, s
     }
 }
 
+/* Depthwise on the stride phases of each channel (equivd_phases_fill): every output row is
+ * computed a vector of VW positions at a time, each tap one multiply-add of a vector read at its
+ * offset, and the row's valid positions stored; lanes past the row's end read the next row and are
+ * dropped. Four channels go together, so that four independent sums, not one chain of taps, set
+ * the pace; a last group of fewer channels repeats its first one and stores only its own. */
+enum { DEPTHWISE_CHANNELS = 4 };
+#define DEPTHWISE_ROWS(NAME, VEC, VW, ATTR)                                                                     \
+    ATTR static void NAME(const equivd_depthwise_job *job, const float *phases, size_t block,                  \
+                          const ptrdiff_t *offsets, size_t taps, size_t phase_width) {                         \
+        const size_t oh = job->output_height, ow = job->output_width, C = job->channels;                       \
+        for (size_t c0 = 0; c0 < C; c0 += DEPTHWISE_CHANNELS) {                                                \
+            const size_t live = C - c0 < DEPTHWISE_CHANNELS ? C - c0 : DEPTHWISE_CHANNELS;                     \
+            const float *w[DEPTHWISE_CHANNELS], *in[DEPTHWISE_CHANNELS];                                       \
+            for (size_t k = 0; k < DEPTHWISE_CHANNELS; k++) {                                                  \
+                const size_t c = c0 + (k < live ? k : 0);                                                      \
+                w[k] = job->weights + c * taps, in[k] = phases + c * block;                                    \
+            }                                                                                                  \
+            for (size_t oy = 0; oy < oh; oy++)                                                                 \
+                for (size_t x = 0; x < ow; x += VW) {                                                          \
+                    const size_t at = oy * phase_width + x;                                                    \
+                    VEC acc[DEPTHWISE_CHANNELS] = {{0}};                                                       \
+                    for (size_t t = 0; t < taps; t++) {                                                        \
+                        _Pragma("GCC unroll 4") for (int k = 0; k < DEPTHWISE_CHANNELS; k++)                   \
+                            acc[k] += w[k][t] * *(const VEC *)(in[k] + at + offsets[t]);                       \
+                    }                                                                                          \
+                    _Pragma("GCC unroll 4") for (size_t k = 0; k < DEPTHWISE_CHANNELS; k++) {                  \
+                        if (k >= live) continue;                                                               \
+                        float *out = job->output + ((c0 + k) * oh + oy) * ow + x;                              \
+                        if (ow - x >= VW) *(VEC *)out = acc[k];                                                \
+                        else memcpy(out, &acc[k], (ow - x) * sizeof(float));                                  \
+                    }                                                                                          \
+                }                                                                                              \
+        }                                                                                                      \
+    }
+
+#if defined(__x86_64__) || defined(__i386__)
+DEPTHWISE_ROWS(depthwise_rows_avx512, v16, 16, __attribute__((target("avx512f"))))
+DEPTHWISE_ROWS(depthwise_rows_avx2, v8, 8, __attribute__((target("avx2,fma"))))
+#endif
+DEPTHWISE_ROWS(depthwise_rows_v4, v4, 4, )
+
 /* Depthwise, channels last: y[p][c] = sum over valid taps t of w[t][c] * x[q(p, t)][c], the
  * channels innermost so that each multiply-add covers VW channels however small the plane. */
 #define DEPTHWISE_NHWC(NAME, VEC, VW, ATTR)                                                                    \
@@ -131,25 +174,42 @@ void equivd_pointwise(const float *weights, const float *input, float *output, s
     }
 
 #if defined(__x86_64__) || defined(__i386__)
-DEPTHWISE_NHWC(depthwise_avx512, v16, 16, __attribute__((target("avx512f"))))
-DEPTHWISE_NHWC(depthwise_avx2, v8, 8, __attribute__((target("avx2,fma"))))
+DEPTHWISE_NHWC(depthwise_nhwc_avx512, v16, 16, __attribute__((target("avx512f"))))
+DEPTHWISE_NHWC(depthwise_nhwc_avx2, v8, 8, __attribute__((target("avx2,fma"))))
 #endif
-DEPTHWISE_NHWC(depthwise_v4, v4, 4, )
+DEPTHWISE_NHWC(depthwise_nhwc_v4, v4, 4, )
 
-static size_t padded_channels(size_t channels) {
-    pthread_once(&chosen, choose_once);
-    return (channels + width - 1) / width * width;
+static equivd_phases phases_of(const equivd_depthwise_job *job) {
+    const size_t padded_height = (job->output_height - 1) * job->stride_y + (job->kernel_height - 1) * job->dilation_y + 1;
+    const size_t padded_width = (job->output_width - 1) * job->stride_x + (job->kernel_width - 1) * job->dilation_x + 1;
+    return (equivd_phases){
+        .channels = job->channels, .input_height = job->input_height, .input_width = job->input_width,
+        .stride_y = job->stride_y, .stride_x = job->stride_x, .pad_top = job->pad_top, .pad_left = job->pad_left,
+        .phase_height = (padded_height + job->stride_y - 1) / job->stride_y,
+        .phase_width = (padded_width + job->stride_x - 1) / job->stride_x};
 }
 
+static size_t padded_channels(size_t channels) { return (channels + width - 1) / width * width; }
+
+/* Rows of at least a vector run on the stride phases; narrower ones, the late layers of a MobileNet
+ * (4 × 6 positions, hundreds of channels), channels last, where every multiply-add covers VW
+ * channels and no row is shorter than a vector. */
+static int by_rows(const equivd_depthwise_job *job) { return job->output_width >= width; }
+
 size_t equivd_depthwise_scratch(const equivd_depthwise_job *job) {
-    size_t taps = job->kernel_height * job->kernel_width;
-    size_t planes = job->input_height * job->input_width + job->output_height * job->output_width + taps;
-    return padded_channels(job->channels) * planes;
+    pthread_once(&chosen, choose_once);
+    if (!by_rows(job)) {
+        const size_t taps = job->kernel_height * job->kernel_width;
+        const size_t planes = job->input_height * job->input_width + job->output_height * job->output_width + taps;
+        return padded_channels(job->channels) * planes;
+    }
+    const equivd_phases p = phases_of(job);
+    return p.channels * p.stride_y * p.stride_x * p.phase_height * p.phase_width + width;
 }
 
 /* Transposed to channels last (channels padded with zeros to whole vectors), computed there, and
  * transposed back. */
-void equivd_depthwise(const equivd_depthwise_job *job, float *scratch) {
+static void depthwise_nhwc(const equivd_depthwise_job *job, float *scratch) {
     const size_t C = padded_channels(job->channels), channels = job->channels;
     const size_t in_plane = job->input_height * job->input_width, out_plane = job->output_height * job->output_width;
     const size_t taps = job->kernel_height * job->kernel_width;
@@ -159,11 +219,39 @@ void equivd_depthwise(const equivd_depthwise_job *job, float *scratch) {
     for (size_t t = 0; t < taps; t++)
         for (size_t c = 0; c < C; c++) wt[t * C + c] = c < channels ? job->weights[c * taps + t] : 0;
 #if defined(__x86_64__) || defined(__i386__)
-    if (width == 16) depthwise_avx512(job, xt, wt, yt, C);
-    else if (width == 8) depthwise_avx2(job, xt, wt, yt, C);
+    if (width == 16) depthwise_nhwc_avx512(job, xt, wt, yt, C);
+    else if (width == 8) depthwise_nhwc_avx2(job, xt, wt, yt, C);
     else
 #endif
-        depthwise_v4(job, xt, wt, yt, C);
+        depthwise_nhwc_v4(job, xt, wt, yt, C);
     for (size_t c = 0; c < channels; c++)
         for (size_t p = 0; p < out_plane; p++) job->output[c * out_plane + p] = yt[p * C + c];
+}
+
+/* The channels split into their stride phases, then each computed there. */
+static void depthwise_rows(const equivd_depthwise_job *job, float *scratch) {
+    const equivd_phases p = phases_of(job);
+    const size_t plane = p.phase_height * p.phase_width, block = p.stride_y * p.stride_x * plane;
+    const size_t taps = job->kernel_height * job->kernel_width;
+    ptrdiff_t offsets[taps];
+    for (size_t ky = 0; ky < job->kernel_height; ky++)
+        for (size_t kx = 0; kx < job->kernel_width; kx++) {
+            const size_t y = ky * job->dilation_y, x = kx * job->dilation_x;
+            offsets[ky * job->kernel_width + kx] = (ptrdiff_t)(((y % p.stride_y) * p.stride_x + x % p.stride_x) * plane +
+                                                               y / p.stride_y * p.phase_width + x / p.stride_x);
+        }
+    equivd_phases_fill(&p, job->input, scratch);
+    memset(scratch + p.channels * block, 0, width * sizeof *scratch); /* read past the last row, never stored */
+#if defined(__x86_64__) || defined(__i386__)
+    if (width == 16) depthwise_rows_avx512(job, scratch, block, offsets, taps, p.phase_width);
+    else if (width == 8) depthwise_rows_avx2(job, scratch, block, offsets, taps, p.phase_width);
+    else
+#endif
+        depthwise_rows_v4(job, scratch, block, offsets, taps, p.phase_width);
+}
+
+void equivd_depthwise(const equivd_depthwise_job *job, float *scratch) {
+    pthread_once(&chosen, choose_once);
+    if (by_rows(job)) depthwise_rows(job, scratch);
+    else depthwise_nhwc(job, scratch);
 }

@@ -3,7 +3,9 @@
  * references, natively with each ISA (EQUIVD_CONV_ISA) and under qemu-aarch64 (`make conv-c-test`).
  * Pointwise shapes cover channel counts that are and are not whole vectors, filter counts that do
  * not fill a block of 4 and position counts that do not fill a block of 4; depthwise shapes cover
- * strides 1 and 2, asymmetric padding, dilation and non-square kernels.
+ * strides 1 and 2 (stride phases), asymmetric padding, dilation with and without a stride,
+ * non-square kernels, and rows shorter (computed channels last) and longer than a vector (computed
+ * by rows) for every vector width.
  *
  *   cc -O2 -I Sources/CDirectConv/include Sources/CDirectConv/conv.c Sources/CDirectConv/thin.c \
  *      Tests/CDirectConv/thin_reference_test.c -lpthread -lm
@@ -97,6 +99,9 @@ int main(void) {
         {2, 12, 12, 3, 3, 1, 2, 2, 2, 2, 2},    /* dilated */
         {5, 6, 20, 1, 5, 1, 1, 0, 2, 0, 2},     /* 1x5 */
         {1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1},      /* one pixel: only the centre tap lands */
+        {3, 13, 17, 3, 5, 2, 2, 2, 1, 0, 3},    /* stride and dilation together, uneven padding */
+        {4, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1},     /* rows of several vectors and a part one */
+        {6, 9, 41, 3, 5, 2, 2, 2, 1, 0, 3},     /* the same on stride phases, in rows of 18 */
     };
     const double tolerance = 1e-5;  /* relative to the sum of |terms|: float32 accumulation */
     int failed = 0, total = 0;

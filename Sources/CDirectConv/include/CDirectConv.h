@@ -31,7 +31,7 @@ typedef struct {
 
 typedef struct {
     const float *input;               /* the padded planes */
-    size_t channels, plane;           /* plane: floats per padded plane */
+    size_t channels, plane;           /* plane: floats from one channel to the next (its padded plane, or its stride phases: equivd_phases) */
     const ptrdiff_t *offsets;         /* one per tap */
     size_t taps;
     const float *packed;              /* from equivd_conv_pack */
@@ -81,6 +81,23 @@ typedef struct {
 /* Floats of scratch equivd_depthwise needs for `job`. */
 size_t equivd_depthwise_scratch(const equivd_depthwise_job *job);
 void equivd_depthwise(const equivd_depthwise_job *job, float *scratch);
+
+/*
+ * The stride phases of zero-padded input planes, which turn a strided convolution into one the
+ * kernels above move through one position at a time (conv.c). Phase (ry, rx) of a channel holds
+ * the padded plane's rows ry, ry + stride_y, … and columns rx, rx + stride_x, …:
+ * phase_height × phase_width floats, zero where they fall in the padding or past it. A channel's
+ * stride_y × stride_x phases follow one another, row phase major, and the channels follow one
+ * another. With unit strides this is the zero-padded plane itself. A tap at (y, x) of the padded
+ * plane, relative to an output's first, is then read at
+ *   ((y mod stride_y) · stride_x + x mod stride_x) · phase plane + (y div stride_y) · phase_width + x div stride_x
+ * from the output's position on the phase grid.
+ */
+typedef struct {
+    size_t channels, input_height, input_width, stride_y, stride_x, pad_top, pad_left, phase_height, phase_width;
+} equivd_phases;
+
+void equivd_phases_fill(const equivd_phases *phases, const float *input, float *output);
 
 /*
  * One block resampled by `ratio` output samples per input sample with a Kaiser-windowed sinc

@@ -176,83 +176,10 @@ private func planDepthwiseConv(
     return [.buffer(out)]
 }
 
-/// How a Conv's padded input is split by its strides so that the direct kernel, which moves one
-/// position at a time, can run it: tap k of a dimension (stride s, dilation d) reads phase
-/// (k·d) mod s — every s-th row or column of the padded input, starting at that one — at offset
-/// (k·d) div s. Each phase in use becomes a channel of its own and the offsets become the taps;
-/// a tap that a phase has no weight for gets a zero weight. With unit strides there is one phase
-/// and the taps are the kernel's own.
-private struct StridePhases {
-    /// Per dimension: the phases in use and the distinct offsets, in phase rows/columns.
-    let phasesY: [Int], phasesX: [Int], offsetsY: [Int], offsetsX: [Int]
-    /// Rows and columns of one phase plane.
-    let height: Int, width: Int
-
-    init(_ w: Window2D) {
-        func split(_ kernel: Int, _ dilation: Int, _ stride: Int) -> (phases: [Int], offsets: [Int]) {
-            let reach = (0..<kernel).map { $0 * dilation }
-            return (Array(Set(reach.map { $0 % stride })).sorted(), Array(Set(reach.map { $0 / stride })).sorted())
-        }
-        (phasesY, offsetsY) = split(w.kernelHeight, w.dilationY, w.strideY)
-        (phasesX, offsetsX) = split(w.kernelWidth, w.dilationX, w.strideX)
-        height = ceilDiv(w.padTop + w.inputHeight + w.padBottom, w.strideY)
-        width = ceilDiv(w.padLeft + w.inputWidth + w.padRight, w.strideX)
-    }
-
-    var count: Int { phasesY.count * phasesX.count }
-    var taps: Int { offsetsY.count * offsetsX.count }
-
-    /// The weights of one group, [filters][channels][kernel], laid out for the phases:
-    /// [filters][channels × phases][taps], zero where a phase has no weight for a tap.
-    func rearrange(_ weights: UnsafePointer<Float>, filters: Int, channels: Int, _ w: Window2D, into target: UnsafeMutablePointer<Float>) {
-        target.update(repeating: 0, count: filters * channels * count * taps)
-        for f in 0..<filters {
-            for c in 0..<channels {
-                for ky in 0..<w.kernelHeight {
-                    for kx in 0..<w.kernelWidth {
-                        let (y, x) = (ky * w.dilationY, kx * w.dilationX)
-                        let phase = phasesY.firstIndex(of: y % w.strideY)! * phasesX.count + phasesX.firstIndex(of: x % w.strideX)!
-                        let tap = offsetsY.firstIndex(of: y / w.strideY)! * offsetsX.count + offsetsX.firstIndex(of: x / w.strideX)!
-                        target[((f * channels + c) * count + phase) * taps + tap] = weights[(f * channels + c) * w.kernelSize + ky * w.kernelWidth + kx]
-                    }
-                }
-            }
-        }
-    }
-
-    /// Copies `channels` planes of `w`'s input into the phase planes of their zero-padded form.
-    func fill(_ x: UnsafePointer<Float>, channels: Int, _ w: Window2D, into planes: UnsafeMutablePointer<Float>) {
-        var target = planes
-        for c in 0..<channels {
-            let image = x + c * w.inputPlane
-            for ry in phasesY {
-                for rx in phasesX {
-                    for row in 0..<height {
-                        let iy = row * w.strideY + ry - w.padTop
-                        if iy < 0 || iy >= w.inputHeight {
-                            target.update(repeating: 0, count: width)
-                        } else if w.strideX == 1 {
-                            let left = w.padLeft - rx  // a unit stride has the one phase, rx = 0
-                            target.update(repeating: 0, count: left)
-                            (target + left).update(from: image + iy * w.inputWidth, count: w.inputWidth)
-                            (target + left + w.inputWidth).update(repeating: 0, count: width - left - w.inputWidth)
-                        } else {
-                            for column in 0..<width {
-                                let ix = column * w.strideX + rx - w.padLeft
-                                target[column] = ix >= 0 && ix < w.inputWidth ? image[iy * w.inputWidth + ix] : 0
-                            }
-                        }
-                        target += width
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Conv by the direct kernel of CDirectConv: each image's channels are copied into zero-padded
-/// planes (split into stride phases, `StridePhases`, when strided); the kernel computes every
-/// filter on the plane's grid and stores the valid positions, with bias and ReLU, straight into
+/// planes, split into their stride phases when strided (`equivd_phases_fill`: every tap then reads
+/// one phase at a fixed offset, so the kernel moves one position at a time); the kernel computes
+/// every filter on the phase grid and stores the valid positions, with bias and ReLU, straight into
 /// the output. Weights are packed for the kernel at load when they are constants (at every run
 /// otherwise); which grid positions are outputs is worked out once, at load.
 private func planPaddedConv(
@@ -261,35 +188,37 @@ private func planPaddedConv(
 ) throws(ModelError) -> [PlannedValue] {
     let channels = x.shape[1], filters = out.shape[1]
     let cg = channels / group, mg = filters / group
-    let phases = StridePhases(w)
-    let planeFloats = try elementCount([phases.height, phases.width], ctx.location)
-    let offsets = phases.offsetsY.flatMap { y in phases.offsetsX.map { x in y * phases.width + x } }
+    var phases = equivd_phases(
+        channels: channels, input_height: w.inputHeight, input_width: w.inputWidth, stride_y: w.strideY,
+        stride_x: w.strideX, pad_top: w.padTop, pad_left: w.padLeft,
+        phase_height: ceilDiv(w.padTop + w.inputHeight + w.padBottom, w.strideY),
+        phase_width: ceilDiv(w.padLeft + w.inputWidth + w.padRight, w.strideX))
+    let phasePlane = try elementCount([phases.phase_height, phases.phase_width], ctx.location)
+    let channelFloats = w.strideY * w.strideX * phasePlane
+    let offsets = (0..<w.kernelHeight).flatMap { ky in
+        (0..<w.kernelWidth).map { kx in
+            let (y, x) = (ky * w.dilationY, kx * w.dilationX)
+            return ((y % w.strideY) * w.strideX + x % w.strideX) * phasePlane + y / w.strideY * phases.phase_width + x / w.strideX
+        }
+    }
     // The kernel computes whole steps of positions and reads up to the largest offset past each.
     let step = equivd_conv_step()
-    let positions = w.outputHeight * phases.width
+    let positions = w.outputHeight * phases.phase_width
     let computed = (positions + step - 1) / step * step
-    let phaseChannels = cg * phases.count
-    let inputFloats = try elementCount([group * phaseChannels, planeFloats], ctx.location) + computed + offsets.last!
+    let filled = try elementCount([channels, channelFloats], ctx.location)
+    let inputFloats = filled + computed + offsets.max()!
     ctx.planner.scratch.reserve(inputFloats)
     let lanes = stride(from: 0, to: computed, by: 16).map { start in
-        var lanes = equivd_conv_lanes(mask: 0, first: UInt32(start / phases.width * w.outputWidth + min(start % phases.width, w.outputWidth)))
-        for i in 0..<16 where start + i < positions && (start + i) % phases.width < w.outputWidth { lanes.mask |= 1 << i }
+        let width = phases.phase_width
+        var lanes = equivd_conv_lanes(mask: 0, first: UInt32(start / width * w.outputWidth + min(start % width, w.outputWidth)))
+        for i in 0..<16 where start + i < positions && (start + i) % width < w.outputWidth { lanes.mask |= 1 << i }
         return lanes
     }
-    let packedCount = equivd_conv_packed_count(mg, phaseChannels, phases.taps)
+    let packedCount = equivd_conv_packed_count(mg, cg, w.kernelSize)
     let packed = try ctx.planner.arena.floats(group * packedCount, ctx.location)
-    let rearranged = phases.count > 1 || phases.taps != w.kernelSize ? try ctx.planner.arena.floats(mg * phaseChannels * phases.taps, ctx.location) : nil
     let pw = weights.pointer
     let pack = {
-        for g in 0..<group {
-            let source = pw + g * mg * cg * w.kernelSize
-            if let rearranged {
-                phases.rearrange(source, filters: mg, channels: cg, w, into: rearranged)
-                equivd_conv_pack(rearranged, mg, phaseChannels, phases.taps, packed + g * packedCount)
-            } else {
-                equivd_conv_pack(source, mg, cg, w.kernelSize, packed + g * packedCount)
-            }
-        }
+        for g in 0..<group { equivd_conv_pack(pw + g * mg * cg * w.kernelSize, mg, cg, w.kernelSize, packed + g * packedCount) }
     }
     let constantWeights = ctx.constantFloats(1) != nil
     if constantWeights { pack() }
@@ -302,16 +231,15 @@ private func planPaddedConv(
         if !constantWeights { pack() }
         let padded = scratch.pointer!
         let relu = epilogue.activation == .relu
-        let filled = channels * phases.count * planeFloats
         for n in 0..<batch {
-            phases.fill(px + n * channels * w.inputPlane, channels: channels, w, into: padded)
+            equivd_phases_fill(&phases, px + n * channels * w.inputPlane, padded)
             (padded + filled).update(repeating: 0, count: inputFloats - filled)
             for g in 0..<group {
                 offsets.withUnsafeBufferPointer { offsets in
                     lanes.withUnsafeBufferPointer { lanes in
                         var job = equivd_conv_job(
-                            input: padded + g * phaseChannels * planeFloats, channels: phaseChannels, plane: planeFloats,
-                            offsets: offsets.baseAddress, taps: phases.taps, packed: packed + g * packedCount,
+                            input: padded + g * cg * channelFloats, channels: cg, plane: channelFloats,
+                            offsets: offsets.baseAddress, taps: w.kernelSize, packed: packed + g * packedCount,
                             filters: mg, bias: pb.map { UnsafePointer($0 + g * mg) }, relu: relu ? 1 : 0,
                             output: py + (n * filters + g * mg) * plane, output_plane: plane,
                             lanes: lanes.baseAddress, positions: positions)
