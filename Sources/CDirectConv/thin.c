@@ -6,9 +6,8 @@
 /* The two convolutions a MobileNet's layers are made of, where sgemm does badly:
  *
  * - pointwise (1x1) over few positions: sgemm with N of 6 to 96 spends its time packing the
- *   weights, which are read once anyway. Here each block of 4 weight rows is streamed from memory
- *   once and reused, from L1, for every position; the positions are transposed first so that both
- *   operands of each dot product are contiguous.
+ *   weights, which are read once anyway. Here the weights are packed once, at load, in blocks of
+ *   2 × VW filters, and each weight vector loaded feeds a tile of positions.
  * - depthwise: one filter per channel, as many sgemm calls of M = 1 as channels. Here each
  *   channel's output rows are computed a vector at a time on its stride phases, or, where rows
  *   are narrower than a vector, channels last.
@@ -21,35 +20,33 @@ typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 typedef float v4 __attribute__((vector_size(16), aligned(4), may_alias));
 
-/* y[m][n] = sum_k w[m][k] * xt[n][k] for rows m0 .. m0 + 3 and positions n0 .. n0 + 3 (all of
- * which exist in w and xt; only `live` positions are stored), K a multiple of the vector width VW.
- * Fixed trip counts keep the 16 accumulators in registers. */
+/* Pointwise: output[f][p] for the 2 × VW filters of block b and a tile of up to POINTWISE_TILE
+ * positions, from the block's packed weights [c][2 × VW]: each pair of weight vectors loaded feeds
+ * every position of the tile (12 accumulators, which fit AVX2's 16 registers), and nothing is
+ * reduced across lanes. Positions past the last read the first and are not stored. */
+enum { POINTWISE_TILE = 6 };
 #define POINTWISE_BLOCK(NAME, VEC, VW, ATTR)                                                                  \
-    ATTR static void NAME(const float *w, const float *xt, float *y, size_t K, size_t N, size_t m0, size_t n0, \
-                          size_t live) {                                                                      \
-        const float *a0 = w + m0 * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;                               \
-        const float *b0 = xt + n0 * K, *b1 = b0 + K, *b2 = b1 + K, *b3 = b2 + K;                              \
-        VEC c00 = {0}, c01 = {0}, c02 = {0}, c03 = {0}, c10 = {0}, c11 = {0}, c12 = {0}, c13 = {0};           \
-        VEC c20 = {0}, c21 = {0}, c22 = {0}, c23 = {0}, c30 = {0}, c31 = {0}, c32 = {0}, c33 = {0};           \
-        for (size_t k = 0; k < K; k += VW) {                                                                  \
-            VEC x0 = *(const VEC *)(b0 + k), x1 = *(const VEC *)(b1 + k);                                     \
-            VEC x2 = *(const VEC *)(b2 + k), x3 = *(const VEC *)(b3 + k);                                     \
-            VEC r = *(const VEC *)(a0 + k);                                                                   \
-            c00 += r * x0, c01 += r * x1, c02 += r * x2, c03 += r * x3;                                       \
-            r = *(const VEC *)(a1 + k);                                                                       \
-            c10 += r * x0, c11 += r * x1, c12 += r * x2, c13 += r * x3;                                       \
-            r = *(const VEC *)(a2 + k);                                                                       \
-            c20 += r * x0, c21 += r * x1, c22 += r * x2, c23 += r * x3;                                       \
-            r = *(const VEC *)(a3 + k);                                                                       \
-            c30 += r * x0, c31 += r * x1, c32 += r * x2, c33 += r * x3;                                       \
-        }                                                                                                     \
-        const VEC acc[4][4] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}}; \
-        for (int i = 0; i < 4; i++)                                                                           \
-            for (size_t j = 0; j < live; j++) {                                                               \
-                float sum = 0;                                                                                \
-                for (int l = 0; l < VW; l++) sum += acc[i][j][l];                                             \
-                y[(m0 + i) * N + n0 + j] = sum;                                                               \
+    ATTR static void NAME(const float *packed, const float *input, float *output, size_t filters,             \
+                          size_t channels, size_t positions, size_t b, size_t p0) {                           \
+        const size_t live_filters = filters - b * 2 * VW < 2 * VW ? filters - b * 2 * VW : 2 * VW;            \
+        const size_t live = positions - p0 < POINTWISE_TILE ? positions - p0 : POINTWISE_TILE;                \
+        const float *x[POINTWISE_TILE];                                                                       \
+        for (size_t j = 0; j < POINTWISE_TILE; j++) x[j] = input + p0 + (j < live ? j : 0);                   \
+        VEC low[POINTWISE_TILE] = {{0}}, high[POINTWISE_TILE] = {{0}};                                        \
+        const float *w = packed + b * channels * 2 * VW;                                                      \
+        for (size_t c = 0; c < channels; c++, w += 2 * VW) {                                                  \
+            const VEC w0 = *(const VEC *)w, w1 = *(const VEC *)(w + VW);                                      \
+            _Pragma("GCC unroll 8") for (int j = 0; j < POINTWISE_TILE; j++) {                                \
+                const float v = x[j][c * positions];                                                          \
+                low[j] += w0 * v, high[j] += w1 * v;                                                          \
             }                                                                                                 \
+        }                                                                                                     \
+        _Pragma("GCC unroll 8") for (size_t j = 0; j < POINTWISE_TILE; j++) {                                 \
+            if (j >= live) continue;                                                                          \
+            float sums[2 * VW];                                                                               \
+            memcpy(sums, &low[j], sizeof low[j]), memcpy(sums + VW, &high[j], sizeof high[j]);                \
+            for (size_t r = 0; r < live_filters; r++) output[(b * 2 * VW + r) * positions + p0 + j] = sums[r];\
+        }                                                                                                     \
     }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -71,41 +68,29 @@ static void choose_once(void) {
 #endif
 }
 
-size_t equivd_pointwise_scratch(size_t channels, size_t positions) {
+size_t equivd_pointwise_packed_count(size_t filters, size_t channels) {
     pthread_once(&chosen, choose_once);
-    size_t k = (channels + width - 1) / width * width;
-    return k * ((positions + 3) / 4 * 4) + 4 * k;
+    return (filters + 2 * width - 1) / (2 * width) * 2 * width * channels;
 }
 
-void equivd_pointwise(const float *weights, const float *input, float *output, size_t filters, size_t channels,
-                      size_t positions, float *scratch) {
+void equivd_pointwise_pack(const float *weights, size_t filters, size_t channels, float *packed) {
     pthread_once(&chosen, choose_once);
-    const size_t K = (channels + width - 1) / width * width, N = positions, N4 = (N + 3) / 4 * 4;
-    /* Positions transposed, each padded with zeros to a whole number of vectors, and zero
-     * positions added up to a whole block of 4. */
-    float *xt = scratch, *rows = scratch + K * N4;
-    for (size_t n = 0; n < N4; n++) {
-        for (size_t k = 0; k < channels; k++) xt[n * K + k] = n < N ? input[k * N + n] : 0;
-        for (size_t k = channels; k < K; k++) xt[n * K + k] = 0;
-    }
-    const int padded = K != channels;
-    float out[4 * 4];
-    for (size_t m = 0; m < filters; m += 4) {
-        size_t live_rows = filters - m < 4 ? filters - m : 4;
-        if (!padded && live_rows == 4) {
-            for (size_t n = 0; n < N; n += 4) block(weights, xt, output, K, N, m, n, N - n < 4 ? N - n : 4);
-            continue;
-        }
-        /* A block whose rows need padding, or that runs past the last filter, goes through a copy. */
-        memset(rows, 0, 4 * K * sizeof *rows);
-        for (size_t i = 0; i < live_rows; i++) memcpy(rows + i * K, weights + (m + i) * channels, channels * sizeof *rows);
-        for (size_t n = 0; n < N; n += 4) {
-            size_t live = N - n < 4 ? N - n : 4;
-            block(rows, xt + n * K, out, K, 4, 0, 0, live);
-            for (size_t i = 0; i < live_rows; i++)
-                for (size_t j = 0; j < live; j++) output[(m + i) * N + n + j] = out[i * 4 + j];
-        }
-    }
+    const size_t fb = 2 * width;
+    for (size_t b = 0; b * fb < filters; b++)
+        for (size_t c = 0; c < channels; c++)
+            for (size_t r = 0; r < fb; r++) {
+                const size_t f = b * fb + r;
+                *packed++ = f < filters ? weights[f * channels + c] : 0.0f;
+            }
+}
+
+/* Filter blocks outside, position tiles inside: a block's weights (2 × VW × channels floats) are
+ * read from memory once and again from cache for each further tile. */
+void equivd_pointwise(const float *packed, const float *input, float *output, size_t filters, size_t channels,
+                      size_t positions) {
+    pthread_once(&chosen, choose_once);
+    for (size_t b = 0; b * 2 * width < filters; b++)
+        for (size_t p0 = 0; p0 < positions; p0 += POINTWISE_TILE) block(packed, input, output, filters, channels, positions, b, p0);
 }
 
 /* Depthwise on the stride phases of each channel (equivd_phases_fill): every output row is

@@ -1,8 +1,8 @@
 /*
  * The pointwise and depthwise kernels (Sources/CDirectConv/thin.c) against nested-loop
  * references, natively with each ISA (EQUIVD_CONV_ISA) and under qemu-aarch64 (`make conv-c-test`).
- * Pointwise shapes cover channel counts that are and are not whole vectors, filter counts that do
- * not fill a block of 4 and position counts that do not fill a block of 4; depthwise shapes cover
+ * Pointwise shapes cover filter counts that do and do not fill a block of 2 vectors (at every
+ * width) and position counts that do and do not fill a tile of 6; depthwise shapes cover
  * strides 1 and 2 (stride phases), asymmetric padding, dilation with and without a stride,
  * non-square kernels, and rows shorter (computed channels last) and longer than a vector (computed
  * by rows) for every vector width.
@@ -31,9 +31,10 @@ static float *random_floats(size_t n, unsigned *state) {
 static double pointwise(size_t filters, size_t channels, size_t positions, unsigned seed) {
     float *w = random_floats(filters * channels, &seed), *x = random_floats(channels * positions, &seed);
     float *y = malloc(filters * positions * sizeof *y);
-    float *scratch = malloc(equivd_pointwise_scratch(channels, positions) * sizeof *scratch);
+    float *packed = malloc(equivd_pointwise_packed_count(filters, channels) * sizeof *packed);
     for (size_t i = 0; i < filters * positions; i++) y[i] = NAN;  /* every output must be written */
-    equivd_pointwise(w, x, y, filters, channels, positions, scratch);
+    equivd_pointwise_pack(w, filters, channels, packed);
+    equivd_pointwise(packed, x, y, filters, channels, positions);
     double worst = 0;
     for (size_t f = 0; f < filters; f++)
         for (size_t p = 0; p < positions; p++) {
@@ -45,7 +46,7 @@ static double pointwise(size_t filters, size_t channels, size_t positions, unsig
             double got = y[f * positions + p], error = isnan(got) ? INFINITY : fabs(got - sum) / (magnitude + 1e-30);
             if (error > worst) worst = error;
         }
-    free(w), free(x), free(y), free(scratch);
+    free(w), free(x), free(y), free(packed);
     return worst;
 }
 
@@ -91,6 +92,7 @@ static double depthwise(depthwise_shape s, unsigned seed) {
 int main(void) {
     const size_t pointwise_shapes[][3] = {
         {1, 1, 1}, {4, 16, 4}, {5, 17, 7}, {8, 3, 2}, {64, 32, 96}, {1024, 1024, 6}, {7, 1000, 13}, {3, 64, 1},
+        {32, 8, 12}, {33, 5, 13}, {16, 9, 6}, {512, 512, 24},
     };
     const depthwise_shape depthwise_shapes[] = {
         {3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1},      /* MobileNet's 3x3, same padding */

@@ -61,11 +61,13 @@ void equivd_conv(const equivd_conv_job *job);
  * MobileNet where sgemm with a small N spends its time packing (thin.c):
  *   output[f][p] = sum over c of weights[f][c] * input[c][p]
  * for `filters` × `channels` weights (ONNX's W, one group), `positions` output positions; no bias.
- * `scratch` holds equivd_pointwise_scratch(channels, positions) floats.
+ * The weights are packed once, at load, by equivd_pointwise_pack (equivd_pointwise_packed_count
+ * floats).
  */
-size_t equivd_pointwise_scratch(size_t channels, size_t positions);
-void equivd_pointwise(const float *weights, const float *input, float *output, size_t filters, size_t channels,
-                      size_t positions, float *scratch);
+size_t equivd_pointwise_packed_count(size_t filters, size_t channels);
+void equivd_pointwise_pack(const float *weights, size_t filters, size_t channels, float *packed);
+void equivd_pointwise(const float *packed, const float *input, float *output, size_t filters, size_t channels,
+                      size_t positions);
 
 /* Depthwise convolution (group = channels = filters), any kernel, stride, dilation and zero
  * padding, one image in NCHW; no bias (thin.c). */

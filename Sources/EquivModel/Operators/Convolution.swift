@@ -125,19 +125,22 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
 /// layers 7–14).
 let pointwiseMaximumPositions = 32
 
-/// 1×1 Conv over few positions by CDirectConv's pointwise kernel, one image at a time.
+/// 1×1 Conv over few positions by CDirectConv's pointwise kernel, one image at a time. Weights are
+/// packed for it at load when they are constants (at every run otherwise).
 private func planPointwiseConv(
     _ ctx: NodeContext, x: FloatBuffer, weights: FloatBuffer, bias: FloatBuffer?, out: FloatBuffer, _ w: Window2D, batch: Int
 ) throws(ModelError) -> [PlannedValue] {
     let (filters, channels, plane) = (weights.shape[0], weights.shape[1], w.outputPlane)
-    let scratch = ctx.planner.scratch
-    scratch.reserve(equivd_pointwise_scratch(channels, plane))
+    let packed = try ctx.planner.arena.floats(equivd_pointwise_packed_count(filters, channels), ctx.location)
     let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
+    let constantWeights = ctx.constantFloats(1) != nil
+    if constantWeights { equivd_pointwise_pack(pw, filters, channels, packed) }
     let epilogue = Epilogue()
     ctx.kernel {
+        if !constantWeights { equivd_pointwise_pack(pw, filters, channels, packed) }
         for n in 0..<batch {
             let output = py + n * filters * plane
-            equivd_pointwise(pw, px + n * channels * plane, output, filters, channels, plane, scratch.pointer!)
+            equivd_pointwise(packed, px + n * channels * plane, output, filters, channels, plane)
             for m in 0..<filters { epilogue.apply(output + m * plane, count: plane, bias: pb?[m] ?? 0) }
         }
     }
