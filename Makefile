@@ -31,7 +31,7 @@ build-debug:
 # this machine can run is checked.
 swift-test:
 	$(SWIFT) test --skip-build
-	for isa in avx2 portable; do EQUIVD_CONV_ISA=$$isa $(SWIFT) test --skip-build --filter "ConvolutionTests|NodeConformanceTests|WholeModelTests" || exit 1; done
+	for isa in avx2 portable; do EQUIVD_CONV_ISA=$$isa $(SWIFT) test --skip-build --filter "ConvolutionTests|LinearTests|NodeConformanceTests|WholeModelTests" || exit 1; done
 
 # Reference checks against numpy/scipy and onnxruntime, and the training toolkit's own tests;
 # they drive the debug equivd.

@@ -20,24 +20,28 @@ typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 typedef float v4 __attribute__((vector_size(16), aligned(4), may_alias));
 
-/* Pointwise: output[f][p] for the 2 × VW filters of block b and a tile of up to POINTWISE_TILE
+/* Pointwise: output (f, p) for the 2 × VW filters of block b and a tile of up to POINTWISE_TILE
  * positions, from the block's packed weights [c][2 × VW]: each pair of weight vectors loaded feeds
  * every position of the tile (12 accumulators, which fit AVX2's 16 registers), and nothing is
- * reduced across lanes. Positions past the last read the first and are not stored. */
+ * reduced across lanes. Positions past the last read the first and are not stored (a dense layer
+ * at batch 1 computes six positions for one: its time goes to streaming the weights, measured the
+ * same with a tile of one). */
 enum { POINTWISE_TILE = 6 };
 #define POINTWISE_BLOCK(NAME, VEC, VW, ATTR)                                                                  \
-    ATTR static void NAME(const float *packed, const float *input, float *output, size_t filters,             \
-                          size_t channels, size_t positions, size_t b, size_t p0) {                           \
+    ATTR static void NAME(const equivd_pointwise_job *job, size_t b, size_t p0) {                             \
+        const size_t filters = job->filters, positions = job->positions;                                      \
         const size_t live_filters = filters - b * 2 * VW < 2 * VW ? filters - b * 2 * VW : 2 * VW;            \
         const size_t live = positions - p0 < POINTWISE_TILE ? positions - p0 : POINTWISE_TILE;                \
+        const ptrdiff_t step = job->input_channel_stride;                                                     \
         const float *x[POINTWISE_TILE];                                                                       \
-        for (size_t j = 0; j < POINTWISE_TILE; j++) x[j] = input + p0 + (j < live ? j : 0);                   \
+        for (size_t j = 0; j < POINTWISE_TILE; j++)                                                           \
+            x[j] = job->input + (ptrdiff_t)(p0 + (j < live ? j : 0)) * job->input_position_stride;            \
         VEC low[POINTWISE_TILE] = {{0}}, high[POINTWISE_TILE] = {{0}};                                        \
-        const float *w = packed + b * channels * 2 * VW;                                                      \
-        for (size_t c = 0; c < channels; c++, w += 2 * VW) {                                                  \
+        const float *w = job->packed + b * job->channels * 2 * VW;                                            \
+        for (size_t c = 0; c < job->channels; c++, w += 2 * VW) {                                             \
             const VEC w0 = *(const VEC *)w, w1 = *(const VEC *)(w + VW);                                      \
             _Pragma("GCC unroll 8") for (int j = 0; j < POINTWISE_TILE; j++) {                                \
-                const float v = x[j][c * positions];                                                          \
+                const float v = x[j][(ptrdiff_t)c * step];                                                    \
                 low[j] += w0 * v, high[j] += w1 * v;                                                          \
             }                                                                                                 \
         }                                                                                                     \
@@ -45,7 +49,8 @@ enum { POINTWISE_TILE = 6 };
             if (j >= live) continue;                                                                          \
             float sums[2 * VW];                                                                               \
             memcpy(sums, &low[j], sizeof low[j]), memcpy(sums + VW, &high[j], sizeof high[j]);                \
-            for (size_t r = 0; r < live_filters; r++) output[(b * 2 * VW + r) * positions + p0 + j] = sums[r];\
+            float *out = job->output + (ptrdiff_t)(p0 + j) * job->output_position_stride;                     \
+            for (size_t r = 0; r < live_filters; r++) out[(ptrdiff_t)(b * 2 * VW + r) * job->output_filter_stride] = sums[r]; \
         }                                                                                                     \
     }
 
@@ -55,7 +60,7 @@ POINTWISE_BLOCK(block_avx2, v8, 8, __attribute__((target("avx2,fma"))))
 #endif
 POINTWISE_BLOCK(block_v4, v4, 4, ) /* NEON on aarch64, SSE on x86 */
 
-static void (*block)(const float *, const float *, float *, size_t, size_t, size_t, size_t, size_t);
+static void (*block)(const equivd_pointwise_job *, size_t, size_t);
 static size_t width;
 static pthread_once_t chosen = PTHREAD_ONCE_INIT;
 
@@ -73,24 +78,24 @@ size_t equivd_pointwise_packed_count(size_t filters, size_t channels) {
     return (filters + 2 * width - 1) / (2 * width) * 2 * width * channels;
 }
 
-void equivd_pointwise_pack(const float *weights, size_t filters, size_t channels, float *packed) {
+void equivd_pointwise_pack(const float *weights, size_t filters, size_t channels, ptrdiff_t filter_stride,
+                           ptrdiff_t channel_stride, float *packed) {
     pthread_once(&chosen, choose_once);
     const size_t fb = 2 * width;
     for (size_t b = 0; b * fb < filters; b++)
         for (size_t c = 0; c < channels; c++)
             for (size_t r = 0; r < fb; r++) {
                 const size_t f = b * fb + r;
-                *packed++ = f < filters ? weights[f * channels + c] : 0.0f;
+                *packed++ = f < filters ? weights[(ptrdiff_t)f * filter_stride + (ptrdiff_t)c * channel_stride] : 0.0f;
             }
 }
 
 /* Filter blocks outside, position tiles inside: a block's weights (2 × VW × channels floats) are
  * read from memory once and again from cache for each further tile. */
-void equivd_pointwise(const float *packed, const float *input, float *output, size_t filters, size_t channels,
-                      size_t positions) {
+void equivd_pointwise(const equivd_pointwise_job *job) {
     pthread_once(&chosen, choose_once);
-    for (size_t b = 0; b * 2 * width < filters; b++)
-        for (size_t p0 = 0; p0 < positions; p0 += POINTWISE_TILE) block(packed, input, output, filters, channels, positions, b, p0);
+    for (size_t b = 0; b * 2 * width < job->filters; b++)
+        for (size_t p0 = 0; p0 < job->positions; p0 += POINTWISE_TILE) block(job, b, p0);
 }
 
 /* Depthwise on the stride phases of each channel (equivd_phases_fill): every output row is

@@ -27,23 +27,31 @@ static float *random_floats(size_t n, unsigned *state) {
     return x;
 }
 
-/* Largest error relative to the sum of |terms| of equivd_pointwise on one shape. */
-static double pointwise(size_t filters, size_t channels, size_t positions, unsigned seed) {
+/* Largest error relative to the sum of |terms| of equivd_pointwise on one shape, laid out as a
+ * 1×1 Conv (weights [f][c], input [c][p], output [f][p]) or, `dense`, as a Gemm (A [p][c], B
+ * [c][f] not transposed, Y [p][f]). */
+static double pointwise(size_t filters, size_t channels, size_t positions, int dense, unsigned seed) {
     float *w = random_floats(filters * channels, &seed), *x = random_floats(channels * positions, &seed);
     float *y = malloc(filters * positions * sizeof *y);
     float *packed = malloc(equivd_pointwise_packed_count(filters, channels) * sizeof *packed);
     for (size_t i = 0; i < filters * positions; i++) y[i] = NAN;  /* every output must be written */
-    equivd_pointwise_pack(w, filters, channels, packed);
-    equivd_pointwise(packed, x, y, filters, channels, positions);
+    const ptrdiff_t wf = dense ? 1 : (ptrdiff_t)channels, wc = dense ? (ptrdiff_t)filters : 1;
+    const ptrdiff_t xc = dense ? 1 : (ptrdiff_t)positions, xp = dense ? (ptrdiff_t)channels : 1;
+    const ptrdiff_t yf = dense ? 1 : (ptrdiff_t)positions, yp = dense ? (ptrdiff_t)filters : 1;
+    equivd_pointwise_pack(w, filters, channels, wf, wc, packed);
+    equivd_pointwise(&(equivd_pointwise_job){.packed = packed, .filters = filters, .channels = channels,
+                                             .positions = positions, .input = x, .input_channel_stride = xc,
+                                             .input_position_stride = xp, .output = y, .output_filter_stride = yf,
+                                             .output_position_stride = yp});
     double worst = 0;
     for (size_t f = 0; f < filters; f++)
         for (size_t p = 0; p < positions; p++) {
             double sum = 0, magnitude = 0;
             for (size_t c = 0; c < channels; c++) {
-                double term = (double)w[f * channels + c] * x[c * positions + p];
+                double term = (double)w[f * wf + c * wc] * x[c * xc + p * xp];
                 sum += term, magnitude += fabs(term);
             }
-            double got = y[f * positions + p], error = isnan(got) ? INFINITY : fabs(got - sum) / (magnitude + 1e-30);
+            double got = y[f * yf + p * yp], error = isnan(got) ? INFINITY : fabs(got - sum) / (magnitude + 1e-30);
             if (error > worst) worst = error;
         }
     free(w), free(x), free(y), free(packed);
@@ -107,12 +115,15 @@ int main(void) {
     };
     const double tolerance = 1e-5;  /* relative to the sum of |terms|: float32 accumulation */
     int failed = 0, total = 0;
-    for (size_t i = 0; i < sizeof pointwise_shapes / sizeof *pointwise_shapes; i++, total++) {
+    for (size_t i = 0; i < sizeof pointwise_shapes / sizeof *pointwise_shapes; i++) {
         const size_t *s = pointwise_shapes[i];
-        double error = pointwise(s[0], s[1], s[2], 99u + (unsigned)i);
-        failed += error > tolerance;
-        printf("%s %s pointwise %zu filters x %zu channels x %zu positions: max relative error %.2e\n",
-               error <= tolerance ? "ok  " : "FAIL", equivd_conv_isa(), s[0], s[1], s[2], error);
+        for (int dense = 0; dense < 2; dense++) {
+            double error = pointwise(s[0], s[1], s[2], dense, 99u + (unsigned)i);
+            total++;
+            failed += error > tolerance;
+            printf("%s %s pointwise (%s) %zu filters x %zu channels x %zu positions: max relative error %.2e\n",
+                   error <= tolerance ? "ok  " : "FAIL", equivd_conv_isa(), dense ? "Gemm" : "Conv", s[0], s[1], s[2], error);
+        }
     }
     for (size_t i = 0; i < sizeof depthwise_shapes / sizeof *depthwise_shapes; i++, total++) {
         depthwise_shape s = depthwise_shapes[i];

@@ -40,7 +40,7 @@ struct ModelBuilder {
 
     mutating func node(
         _ op: String, _ inputs: [String], _ outputs: [String], name: String = "",
-        ints: [String: [Int64]] = [:], int: [String: Int64] = [:]
+        ints: [String: [Int64]] = [:], int: [String: Int64] = [:], float: [String: Float] = [:]
     ) {
         var n = Onnx_NodeProto()
         n.opType = op
@@ -59,6 +59,13 @@ struct ModelBuilder {
             a.name = key
             a.type = .int
             a.i = value
+            n.attribute.append(a)
+        }
+        for (key, value) in float.sorted(by: { $0.key < $1.key }) {
+            var a = Onnx_AttributeProto()
+            a.name = key
+            a.type = .float
+            a.f = value
             n.attribute.append(a)
         }
         graph.node.append(n)

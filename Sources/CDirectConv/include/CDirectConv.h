@@ -57,17 +57,28 @@ void equivd_conv_pack(const float *weights, size_t filters, size_t channels, siz
 void equivd_conv(const equivd_conv_job *job);
 
 /*
- * Pointwise (1x1, stride 1, unpadded) convolution over few positions, for the late layers of a
- * MobileNet where sgemm with a small N spends its time packing (thin.c):
- *   output[f][p] = sum over c of weights[f][c] * input[c][p]
- * for `filters` × `channels` weights (ONNX's W, one group), `positions` output positions; no bias.
- * The weights are packed once, at load, by equivd_pointwise_pack (equivd_pointwise_packed_count
- * floats).
+ * A product with few positions (thin.c), for a 1×1 Conv over few positions (the late layers of a
+ * MobileNet, where sgemm with a small N spends its time packing) and a Gemm or MatMul of few rows
+ * (dense layers at batch 1, where OpenBLAS's sgemv may run generic kernels):
+ *   output(f, p) = sum over c of weights(f, c) * input(c, p)
+ * for f < filters, c < channels, p < positions; every operand is read and written through its own
+ * strides. The weights are packed once, at load, by equivd_pointwise_pack
+ * (equivd_pointwise_packed_count floats), from weights(f, c) = weights[f * filter_stride +
+ * c * channel_stride].
  */
+typedef struct {
+    const float *packed;
+    size_t filters, channels, positions;
+    const float *input;
+    ptrdiff_t input_channel_stride, input_position_stride;
+    float *output;
+    ptrdiff_t output_filter_stride, output_position_stride;
+} equivd_pointwise_job;
+
 size_t equivd_pointwise_packed_count(size_t filters, size_t channels);
-void equivd_pointwise_pack(const float *weights, size_t filters, size_t channels, float *packed);
-void equivd_pointwise(const float *packed, const float *input, float *output, size_t filters, size_t channels,
-                      size_t positions);
+void equivd_pointwise_pack(const float *weights, size_t filters, size_t channels, ptrdiff_t filter_stride,
+                           ptrdiff_t channel_stride, float *packed);
+void equivd_pointwise(const equivd_pointwise_job *job);
 
 /* Depthwise convolution (group = channels = filters), any kernel, stride, dilation and zero
  * padding, one image in NCHW; no bias (thin.c). */

@@ -133,14 +133,19 @@ private func planPointwiseConv(
     let (filters, channels, plane) = (weights.shape[0], weights.shape[1], w.outputPlane)
     let packed = try ctx.planner.arena.floats(equivd_pointwise_packed_count(filters, channels), ctx.location)
     let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
+    let pack = { equivd_pointwise_pack(pw, filters, channels, channels, 1, packed) }
     let constantWeights = ctx.constantFloats(1) != nil
-    if constantWeights { equivd_pointwise_pack(pw, filters, channels, packed) }
+    if constantWeights { pack() }
     let epilogue = Epilogue()
     ctx.kernel {
-        if !constantWeights { equivd_pointwise_pack(pw, filters, channels, packed) }
+        if !constantWeights { pack() }
         for n in 0..<batch {
             let output = py + n * filters * plane
-            equivd_pointwise(packed, px + n * channels * plane, output, filters, channels, plane)
+            var job = equivd_pointwise_job(
+                packed: packed, filters: filters, channels: channels, positions: plane, input: px + n * channels * plane,
+                input_channel_stride: plane, input_position_stride: 1, output: output, output_filter_stride: plane,
+                output_position_stride: 1)
+            equivd_pointwise(&job)
             for m in 0..<filters { epilogue.apply(output + m * plane, count: plane, bias: pb?[m] ?? 0) }
         }
     }

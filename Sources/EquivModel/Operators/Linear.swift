@@ -1,4 +1,5 @@
 import CBLAS
+import CDirectConv
 
 /// C = alpha · op(A) · op(B) + beta · C on row-major matrices, through OpenBLAS.
 @inline(__always)
@@ -29,6 +30,21 @@ func registerLinear(_ table: inout [String: OperatorPlanner]) {
     table["Gemm"] = planGemm
 }
 
+/// Up to this many rows of A, a Gemm or MatMul whose B is a constant runs CDirectConv's pointwise
+/// kernel on B packed at load: batch-1 dense layers, where sgemv streams B through whichever kernel
+/// OpenBLAS picked (its generic one on CPUs it does not know: docs/benchmarks.md).
+let thinProductMaximumRows = 32
+
+/// B packed for CDirectConv's pointwise kernel, `filters` × `channels` read at
+/// b[f · filterStride + c · channelStride]: once, at load.
+private func packedWeights(
+    _ ctx: NodeContext, _ b: UnsafePointer<Float>, filters: Int, channels: Int, filterStride: Int, channelStride: Int
+) throws(ModelError) -> UnsafeMutablePointer<Float> {
+    let packed = try ctx.planner.arena.floats(equivd_pointwise_packed_count(filters, channels), ctx.location)
+    equivd_pointwise_pack(b, filters, channels, filterStride, channelStride, packed)
+    return packed
+}
+
 /// NumPy matmul: 1-D operands are promoted, leading (batch) dimensions broadcast.
 private func planMatMul(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     try ctx.allowAttributes([])
@@ -52,6 +68,18 @@ private func planMatMul(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue]
         for i in 0..<batch.inner { pairs.append(((oa + i * batch.aStep) * m * k, (ob + i * batch.bStep) * k * n)) }
     }
     let pa = a.pointer, pb = b.pointer, pc = out.pointer
+    if sb.count == 2, ctx.constantFloats(1) != nil, m <= thinProductMaximumRows {
+        let packed = try packedWeights(ctx, pb, filters: n, channels: k, filterStride: 1, channelStride: n)
+        ctx.kernel {
+            for (index, (oa, _)) in pairs.enumerated() {
+                var job = equivd_pointwise_job(
+                    packed: packed, filters: n, channels: k, positions: m, input: pa + oa, input_channel_stride: 1,
+                    input_position_stride: k, output: pc + index * m * n, output_filter_stride: 1, output_position_stride: n)
+                equivd_pointwise(&job)
+            }
+        }
+        return [.buffer(out)]
+    }
     ctx.kernel {
         for (index, (oa, ob)) in pairs.enumerated() {
             if m == 1 {
@@ -79,6 +107,34 @@ private func planGemm(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
     let out = try ctx.output([m, n])
     let pa = a.pointer, pb = b.pointer, py = out.pointer
     let lda = sa[1], ldb = sb[1]
+    let c = ctx.has(2) && beta != 0 ? try ctx.floatInput(2) : nil
+    var cs = [Int]()
+    if let c {
+        cs = [Int](repeating: 1, count: max(0, 2 - c.shape.count)) + c.shape
+        guard cs.count == 2, cs[0] == 1 || cs[0] == m, cs[1] == 1 || cs[1] == n else {
+            throw ctx.invalid("Gemm C \(c.shape) does not broadcast to [\(m), \(n)]")
+        }
+    }
+    let rowStride = cs.first == 1 ? 0 : cs.last ?? 0, columnStride = cs.last == 1 ? 0 : 1
+    let pc = c?.pointer
+    if ctx.constantFloats(1) != nil, m <= thinProductMaximumRows {
+        // Y = op(A) · op(B) by the pointwise kernel, then alpha and beta · C element by element.
+        let packed = try packedWeights(ctx, pb, filters: n, channels: k, filterStride: transB ? ldb : 1,
+                                       channelStride: transB ? 1 : ldb)
+        ctx.kernel {
+            var job = equivd_pointwise_job(
+                packed: packed, filters: n, channels: k, positions: m, input: pa, input_channel_stride: transA ? lda : 1,
+                input_position_stride: transA ? 1 : lda, output: py, output_filter_stride: 1, output_position_stride: n)
+            equivd_pointwise(&job)
+            guard alpha != 1 || pc != nil else { return }
+            for r in 0..<m {
+                for j in 0..<n {
+                    py[r * n + j] = alpha * py[r * n + j] + (pc.map { beta * $0[r * rowStride + j * columnStride] } ?? 0)
+                }
+            }
+        }
+        return [.buffer(out)]
+    }
     // One row (batch-1 linear layers): a matrix–vector product. A is then contiguous either way.
     let product: (Float) -> Void = { beta in
         if m == 1 {
@@ -88,18 +144,11 @@ private func planGemm(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
                   beta: beta, py, ldc: n)
         }
     }
-    guard ctx.has(2), beta != 0 else {
+    guard let pc else {
         ctx.kernel { product(0) }
         return [.buffer(out)]
     }
     // Copy C, broadcast to (M, N), into Y; then accumulate the product on top with beta.
-    let c = try ctx.floatInput(2)
-    let cs = [Int](repeating: 1, count: max(0, 2 - c.shape.count)) + c.shape
-    guard cs.count == 2, cs[0] == 1 || cs[0] == m, cs[1] == 1 || cs[1] == n else {
-        throw ctx.invalid("Gemm C \(c.shape) does not broadcast to [\(m), \(n)]")
-    }
-    let rowStride = cs[0] == 1 ? 0 : cs[1], columnStride = cs[1] == 1 ? 0 : 1
-    let pc = c.pointer
     ctx.kernel {
         for r in 0..<m {
             for j in 0..<n { py[r * n + j] = pc[r * rowStride + j * columnStride] }
