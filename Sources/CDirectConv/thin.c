@@ -202,6 +202,18 @@ size_t equivd_depthwise_scratch(const equivd_depthwise_job *job) {
     return p.channels * p.stride_y * p.stride_x * p.phase_height * p.phase_width + width;
 }
 
+/* dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols, in tiles of 16 × 16 so that
+ * both sides are read and written a cache line at a time (a plain loop strides one of them by a
+ * whole plane: most of the depthwise layer's time). */
+static void transpose(const float *src, size_t rows, size_t cols, size_t src_stride, float *dst, size_t dst_stride) {
+    for (size_t i0 = 0; i0 < rows; i0 += 16)
+        for (size_t j0 = 0; j0 < cols; j0 += 16) {
+            const size_t i1 = i0 + 16 < rows ? i0 + 16 : rows, j1 = j0 + 16 < cols ? j0 + 16 : cols;
+            for (size_t j = j0; j < j1; j++)
+                for (size_t i = i0; i < i1; i++) dst[j * dst_stride + i] = src[i * src_stride + j];
+        }
+}
+
 /* Transposed to channels last (channels padded with zeros to whole vectors), computed there, and
  * transposed back. */
 static void depthwise_nhwc(const equivd_depthwise_job *job, float *scratch) {
@@ -209,8 +221,9 @@ static void depthwise_nhwc(const equivd_depthwise_job *job, float *scratch) {
     const size_t in_plane = job->input_height * job->input_width, out_plane = job->output_height * job->output_width;
     const size_t taps = job->kernel_height * job->kernel_width;
     float *xt = scratch, *yt = xt + in_plane * C, *wt = yt + out_plane * C;
+    transpose(job->input, channels, in_plane, in_plane, xt, C);
     for (size_t p = 0; p < in_plane; p++)
-        for (size_t c = 0; c < C; c++) xt[p * C + c] = c < channels ? job->input[c * in_plane + p] : 0;
+        for (size_t c = channels; c < C; c++) xt[p * C + c] = 0;
     for (size_t t = 0; t < taps; t++)
         for (size_t c = 0; c < C; c++) wt[t * C + c] = c < channels ? job->weights[c * taps + t] : 0;
 #if defined(__x86_64__) || defined(__i386__)
@@ -219,8 +232,7 @@ static void depthwise_nhwc(const equivd_depthwise_job *job, float *scratch) {
     else
 #endif
         depthwise_nhwc_v4(job, xt, wt, yt, C);
-    for (size_t c = 0; c < channels; c++)
-        for (size_t p = 0; p < out_plane; p++) job->output[c * out_plane + p] = yt[p * C + c];
+    transpose(yt, out_plane, channels, C, job->output, out_plane);
 }
 
 /* The channels split into their stride phases, then each computed there. */
