@@ -293,6 +293,8 @@ void equivd_phases_fill(const equivd_phases *s, const float *input, float *outpu
                     for (size_t i = 0; i < first; i++) out[i] = 0.0f;
                     if (sx == 1)
                         for (size_t i = first; i < end; i++) out[i] = line[i - first];
+                    else if (sx == 2) /* a constant stride, which the compiler vectorizes */
+                        for (size_t i = first; i < end; i++) out[i] = line[(i - first) * 2];
                     else
                         for (size_t i = first; i < end; i++) out[i] = line[(i - first) * sx];
                     for (size_t i = end; i < width; i++) out[i] = 0.0f;
