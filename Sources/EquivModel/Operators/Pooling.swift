@@ -117,8 +117,11 @@ private func poolInside(_ px: UnsafePointer<Float>, _ py: UnsafeMutablePointer<F
             let image = px + p * w.inputPlane
             for oy in 0..<w.outputHeight {
                 let top = image + 2 * oy * width, bottom = top + width
+                // Comparisons written out (Swift.max orders NaN, which keeps the loop from vectorizing).
                 for ox in 0..<w.outputWidth {
-                    o[ox] = Swift.max(Swift.max(top[2 * ox], top[2 * ox + 1]), Swift.max(bottom[2 * ox], bottom[2 * ox + 1]))
+                    let (t0, t1, b0, b1) = (top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1])
+                    let t = t0 > t1 ? t0 : t1, b = b0 > b1 ? b0 : b1
+                    o[ox] = t > b ? t : b
                 }
                 o += w.outputWidth
             }
