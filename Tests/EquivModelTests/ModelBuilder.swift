@@ -47,27 +47,18 @@ struct ModelBuilder {
         n.name = name
         n.input = inputs
         n.output = outputs
-        for (key, value) in ints.sorted(by: { $0.key < $1.key }) {
-            var a = Onnx_AttributeProto()
-            a.name = key
-            a.type = .ints
-            a.ints = value
-            n.attribute.append(a)
+        func add<Value>(_ values: [String: Value], _ type: Onnx_AttributeProto.AttributeType, _ set: (inout Onnx_AttributeProto, Value) -> Void) {
+            for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+                var a = Onnx_AttributeProto()
+                a.name = key
+                a.type = type
+                set(&a, value)
+                n.attribute.append(a)
+            }
         }
-        for (key, value) in int.sorted(by: { $0.key < $1.key }) {
-            var a = Onnx_AttributeProto()
-            a.name = key
-            a.type = .int
-            a.i = value
-            n.attribute.append(a)
-        }
-        for (key, value) in float.sorted(by: { $0.key < $1.key }) {
-            var a = Onnx_AttributeProto()
-            a.name = key
-            a.type = .float
-            a.f = value
-            n.attribute.append(a)
-        }
+        add(ints, .ints) { $0.ints = $1 }
+        add(int, .int) { $0.i = $1 }
+        add(float, .float) { $0.f = $1 }
         graph.node.append(n)
     }
 
