@@ -121,7 +121,7 @@ private func planConv(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
 }
 
 /// Up to this many output positions a 1×1 Conv runs CDirectConv's pointwise kernel rather than the
-/// direct kernel, which computes whole steps of 32 or 48 positions (docs/benchmarks.md; YAMNet
+/// direct kernel, which computes whole steps of up to 48 positions (docs/benchmarks.md; YAMNet
 /// layers 7–14).
 let pointwiseMaximumPositions = 32
 
