@@ -303,6 +303,17 @@ void equivd_phases_fill(const equivd_phases *s, const float *input, float *outpu
     }
 }
 
+void equivd_phases_offsets(const equivd_phases *s, size_t kernel_height, size_t kernel_width, size_t dilation_y,
+                           size_t dilation_x, ptrdiff_t *offsets) {
+    const size_t plane = s->phase_height * s->phase_width;
+    for (size_t ky = 0; ky < kernel_height; ky++)
+        for (size_t kx = 0; kx < kernel_width; kx++) {
+            const size_t y = ky * dilation_y, x = kx * dilation_x;
+            *offsets++ = (ptrdiff_t)(((y % s->stride_y) * s->stride_x + x % s->stride_x) * plane +
+                                     y / s->stride_y * s->phase_width + x / s->stride_x);
+        }
+}
+
 void equivd_conv(const equivd_conv_job *job) {
     choose();
     kernel(job, (job->positions + step - 1) / step);

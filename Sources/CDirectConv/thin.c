@@ -242,12 +242,7 @@ static void depthwise_rows(const equivd_depthwise_job *job, float *scratch) {
     const size_t plane = p.phase_height * p.phase_width, block = p.stride_y * p.stride_x * plane;
     const size_t taps = job->kernel_height * job->kernel_width;
     ptrdiff_t offsets[taps];
-    for (size_t ky = 0; ky < job->kernel_height; ky++)
-        for (size_t kx = 0; kx < job->kernel_width; kx++) {
-            const size_t y = ky * job->dilation_y, x = kx * job->dilation_x;
-            offsets[ky * job->kernel_width + kx] = (ptrdiff_t)(((y % p.stride_y) * p.stride_x + x % p.stride_x) * plane +
-                                                               y / p.stride_y * p.phase_width + x / p.stride_x);
-        }
+    equivd_phases_offsets(&p, job->kernel_height, job->kernel_width, job->dilation_y, job->dilation_x, offsets);
     equivd_phases_fill(&p, job->input, scratch);
     memset(scratch + p.channels * block, 0, width * sizeof *scratch); /* read past the last row, never stored */
 #if defined(__x86_64__) || defined(__i386__)

@@ -111,6 +111,10 @@ typedef struct {
 } equivd_phases;
 
 void equivd_phases_fill(const equivd_phases *phases, const float *input, float *output);
+/* The offset of each tap of a kernel_height × kernel_width kernel with these dilations, row-major:
+ * the formula above for (ky · dilation_y, kx · dilation_x). */
+void equivd_phases_offsets(const equivd_phases *phases, size_t kernel_height, size_t kernel_width, size_t dilation_y,
+                           size_t dilation_x, ptrdiff_t *offsets);
 
 /*
  * One block resampled by `ratio` output samples per input sample with a Kaiser-windowed sinc

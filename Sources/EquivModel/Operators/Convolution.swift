@@ -203,11 +203,9 @@ private func planPaddedConv(
         phase_width: ceilDiv(w.padLeft + w.inputWidth + w.padRight, w.strideX))
     let phasePlane = try elementCount([phases.phase_height, phases.phase_width], ctx.location)
     let channelFloats = w.strideY * w.strideX * phasePlane
-    let offsets = (0..<w.kernelHeight).flatMap { ky in
-        (0..<w.kernelWidth).map { kx in
-            let (y, x) = (ky * w.dilationY, kx * w.dilationX)
-            return ((y % w.strideY) * w.strideX + x % w.strideX) * phasePlane + y / w.strideY * phases.phase_width + x / w.strideX
-        }
+    var offsets = [Int](repeating: 0, count: w.kernelSize)
+    offsets.withUnsafeMutableBufferPointer {
+        equivd_phases_offsets(&phases, w.kernelHeight, w.kernelWidth, w.dilationY, w.dilationX, $0.baseAddress)
     }
     // The kernel computes whole steps of positions and reads up to the largest offset past each.
     let step = equivd_conv_step()

@@ -115,7 +115,8 @@ private func planGemm(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
             throw ctx.invalid("Gemm C \(c.shape) does not broadcast to [\(m), \(n)]")
         }
     }
-    let rowStride = cs.first == 1 ? 0 : cs.last ?? 0, columnStride = cs.last == 1 ? 0 : 1
+    // C's strides as broadcast to (M, N); unused without C.
+    let rowStride = cs.count == 2 && cs[0] != 1 ? cs[1] : 0, columnStride = cs.count == 2 && cs[1] != 1 ? 1 : 0
     let pc = c?.pointer
     if ctx.constantFloats(1) != nil, m <= thinProductMaximumRows {
         // Y = op(A) · op(B) by the pointwise kernel, then alpha and beta · C element by element.
@@ -126,11 +127,12 @@ private func planGemm(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
                 packed: packed, filters: n, channels: k, positions: m, input: pa, input_channel_stride: transA ? lda : 1,
                 input_position_stride: transA ? 1 : lda, output: py, output_filter_stride: 1, output_position_stride: n)
             equivd_pointwise(&job)
-            guard alpha != 1 || pc != nil else { return }
-            for r in 0..<m {
-                for j in 0..<n {
-                    py[r * n + j] = alpha * py[r * n + j] + (pc.map { beta * $0[r * rowStride + j * columnStride] } ?? 0)
+            if let pc {
+                for r in 0..<m {
+                    for j in 0..<n { py[r * n + j] = alpha * py[r * n + j] + beta * pc[r * rowStride + j * columnStride] }
                 }
+            } else if alpha != 1 {
+                for i in 0..<m * n { py[i] *= alpha }
             }
         }
         return [.buffer(out)]
