@@ -108,18 +108,20 @@ bench-replay: deps build
 # Real recordings nobody here made (Debian's GM soundfonts rendered by fluidsynth at set-up, and
 # their resample-shifted copies): YAMNet frozen with a canonicalizer byod trains without labels,
 # and a classifier byod trains on equivd's features, through equivd replay, into
-# docs/results.md "Real recordings" (about 20 minutes).
-REAL := data/recordings/instruments
+# docs/results.md "Real recordings" (about 20 minutes a set). REAL_SET: instruments (every
+# pitch: no canonical pose) or registers (each instrument near its own register: a pose).
+REAL_SET := instruments
+REAL := data/recordings/$(REAL_SET)
 real-table: deps-torch build
-	scripts/fetch-recordings.sh
-	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/yamnet-instruments \
+	scripts/fetch-recordings.sh --set $(REAL_SET)
+	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/yamnet-$(REAL_SET) \
 	  --classifier data/pretrained/yamnet.onnx --input-spec data/pretrained/yamnet.input.json \
 	  --label-map $(REAL)/yamnet_label_map.json --activation sigmoid
-	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/instruments --train-classifier \
+	PYTHONPATH=Training $(PYTHON) -m equivtrain byod --manifest $(REAL)/train.csv --out data/bundles/byod-$(REAL_SET) --train-classifier \
 	  --steps 400 --patience 3
 	PYTHONPATH=Training $(PYTHON) -m equivtrain real-table --recordings $(REAL) --equivd $(RELEASE_BIN)/equivd \
-	  --bundle "YAMNet, frozen (AudioSet, 521 outputs mapped to 7 labels)=data/bundles/yamnet-instruments" \
-	  --bundle "equivd-feature classifier trained by byod --train-classifier=data/bundles/instruments"
+	  --bundle "YAMNet, frozen (AudioSet, 521 outputs mapped to 7 labels)=data/bundles/yamnet-$(REAL_SET)" \
+	  --bundle "equivd-feature classifier trained by byod --train-classifier=data/bundles/byod-$(REAL_SET)"
 
 # 24 hours of audio through equivd run at 100x real time with 50 clients (about 15 minutes).
 soak: deps build

@@ -44,7 +44,8 @@ def table(recordings, bundle, equivd, work):
 
 
 def run(recordings, bundles, equivd, out, work):
-    """`bundles`: [(name, folder)]. Writes the section `real-table` of `out`."""
+    """`bundles`: [(name, folder)]. Writes the section `real-table-<set>` of `out`, the set named
+    by the recordings' folder."""
     header = ("| row | nominal | " + " | ".join(f"{s:+d}" for s in SHIFTS) + " | mean shifted |\n"
               "| --- | ---: | " + " | ".join("---:" for _ in SHIFTS) + " | ---: |")
     text = []
@@ -54,4 +55,4 @@ def run(recordings, bundles, equivd, out, work):
                  f"{manifest.get('provenance', {}).get('classifier', 'classifier')})", "", header]
         text += table(recordings, folder, equivd, pathlib.Path(work) / pathlib.Path(folder).name)
         text.append("")
-    write_section(out, "real-table", "\n".join(text).rstrip())
+    write_section(out, f"real-table-{pathlib.Path(recordings).name}", "\n".join(text).rstrip())

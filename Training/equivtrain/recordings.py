@@ -5,13 +5,16 @@ Nothing is committed: `scripts/fetch-recordings.sh` installs the packages and re
 data/recordings/ (git-ignored, about 690 MB, 40 s on 2 cores). Deterministic given the seed (it
 picks the velocities; sox runs without dither).
 
-  PYTHONPATH=Training .venv/bin/python -m equivtrain.recordings --out data/recordings --seed 0
+  PYTHONPATH=Training .venv/bin/python -m equivtrain.recordings --out data/recordings --set instruments
   ... --baseline          # also YAMNet's accuracy on every set (data/pretrained/yamnet.onnx)
 
-Split (instruments/): train = TimGM6mb.sf2, 19 programs, 25 notes (every semitone over two
-octaves around each program's centre) x 2 velocities = 950 clips of 3 s (note held 2.5 s); test
-= FluidR3_GM.sf2, the 15 *other* programs, 8 notes (offsets -10, -7, ... +11) x 2 velocities =
-240 clips of 4 s (note held 3.5 s, so +12 semitones still leaves 2 s). Test differs from train in
+Split (`--set instruments`, instruments/): train = TimGM6mb.sf2, 19 programs, 25 notes (every
+semitone over two octaves around each program's centre) x 2 velocities = 950 clips of 3 s (note
+held 2.5 s); test = FluidR3_GM.sf2, the 15 *other* programs, 8 notes (offsets -10, -7, ... +11) x
+2 velocities = 240 clips of 4 s (note held 3.5 s, so +12 semitones still leaves 2 s).
+`--set registers` (registers/): the same programs, each only within a semitone of its centre
+note: train = the 19 training programs from both fonts, 3 notes x 6 velocities = 684 clips; test
+= FluidR3's 15 other programs, 3 notes x 4 velocities = 180 clips. Test differs from train in
 soundfont (other samples, other makers) and program: no recording or instrument patch of the
 test set is heard in training. Training notes cover every semitone: on a sparser grid (every 3
 semitones, the first version) the canonicalizer learns the grid as the canonical pose
@@ -48,9 +51,23 @@ RATE = 16000
 SF2 = pathlib.Path("/usr/share/sounds/sf2")
 TRAIN_FONT, TEST_FONT = "TimGM6mb", "FluidR3_GM"
 SHIFTS = (-12, -9, -6, -3, -2, 2, 3, 6, 9, 12)
-TRAIN_OFFSETS = range(-12, 13)             # semitones from a program's centre note: every one
-TEST_OFFSETS = (-10, -7, -4, -1, 2, 5, 8, 11)  # the notes in between: never heard in training
 WINDOW = 1.502                             # seconds an equivd decision reads
+
+# The sets: per split, the soundfonts, the notes (semitones from a program's centre) and one
+# velocity band per take of each note (a velocity is drawn from each band). The test split is
+# always FluidR3's programs that training never plays.
+#   instruments: every pitch over two octaves, TimGM6mb only; the test notes lie between the
+#     training notes. Pitch is spread on purpose, so the set has no canonical pose.
+#   registers: each program near its centre note only (±1 semitone), as a machine runs near its
+#     nominal speed: a set that has a pose. Training plays the training programs from both fonts,
+#     as a plant records several units of a kind; more takes per note make up for fewer notes.
+SETS = {
+    "instruments": {"train": ((TRAIN_FONT,), range(-12, 13), ((50, 80), (90, 120))),
+                    "test": ((TEST_FONT,), (-10, -7, -4, -1, 2, 5, 8, 11), ((55, 85), (95, 125)))},
+    "registers": {"train": ((TRAIN_FONT, TEST_FONT), (-1, 0, 1),
+                            ((40, 55), (55, 70), (70, 85), (85, 100), (100, 115), (115, 128))),
+                  "test": ((TEST_FONT,), (-1, 0, 1), ((45, 65), (65, 85), (85, 105), (105, 125)))},
+}
 
 # family: {GM program (0-based): centre MIDI note, in the instrument's natural range}, then the
 # programs kept for training; the others are the test set's.
@@ -139,25 +156,26 @@ def write_manifest(path, rows):
         w.writerows(rows)
 
 
-def instruments(out, seed=0):
-    """Renders instruments/{train,test}/ and their manifests under `out`; returns test.csv's path."""
-    root = pathlib.Path(out) / "instruments"
+def instruments(out, name="instruments", seed=0):
+    """Renders the set `name` (SETS) into {train,test}/ with manifests under `out`/`name`;
+    returns test.csv's path."""
+    root = pathlib.Path(out) / name
     rng = np.random.default_rng(seed)
-    for split, font, offsets, seconds, held, lo, hi in (
-            ("train", TRAIN_FONT, TRAIN_OFFSETS, 3.0, 2.5, (50, 80), (90, 120)),
-            ("test", TEST_FONT, TEST_OFFSETS, 4.0, 3.5, (55, 85), (95, 125))):
+    for split, seconds, held in (("train", 3.0, 2.5), ("test", 4.0, 3.5)):
+        fonts, offsets, bands = SETS[name][split]
         (root / split).mkdir(parents=True, exist_ok=True)
         rows = []
-        for family, (centres, train_programs) in FAMILIES.items():
-            for program, centre in centres.items():
-                if (program in train_programs) != (split == "train"):
-                    continue
-                notes = [(centre + o, int(rng.integers(*v))) for o in offsets for v in (lo, hi)]
-                for (key, velocity), clip in zip(notes, render(font, program, notes, seconds, held)):
-                    name = f"{family}-{font}-p{program:03d}-n{key}-v{velocity}.wav"
-                    write_wav(root / split / name, clip)
-                    rows.append((f"{split}/{name}", family))
-            print(f"instruments {split}: {family} done ({len(rows)} clips)", flush=True)
+        for font in fonts:
+            for family, (centres, train_programs) in FAMILIES.items():
+                for program, centre in centres.items():
+                    if (program in train_programs) != (split == "train"):
+                        continue
+                    notes = [(centre + o, int(rng.integers(*band))) for o in offsets for band in bands]
+                    for (key, velocity), clip in zip(notes, render(font, program, notes, seconds, held)):
+                        wav = f"{family}-{font}-p{program:03d}-n{key}-v{velocity}.wav"
+                        write_wav(root / split / wav, clip)
+                        rows.append((f"{split}/{wav}", family))
+                print(f"{name} {split} {font}: {family} done ({len(rows)} clips)", flush=True)
         write_manifest(root / f"{split}.csv", rows)
     (root / "yamnet_label_map.json").write_text(json.dumps(YAMNET_LABELS) + "\n")
     return root / "test.csv"
@@ -254,11 +272,12 @@ def yamnet_accuracy(manifest, model="data/pretrained/yamnet.onnx", offset=0.001,
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="data/recordings")
+    ap.add_argument("--set", default="instruments", choices=sorted(SETS), help="which set to render (SETS)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--baseline", action="store_true", help="print YAMNet's accuracy on every set")
     ap.add_argument("--model", default="data/pretrained/yamnet.onnx")
     args = ap.parse_args(argv)
-    test = instruments(args.out, args.seed)
+    test = instruments(args.out, args.set, args.seed)
     speech(args.out, args.seed)
     shifted(test, SHIFTS)
     if args.baseline:
