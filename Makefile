@@ -82,8 +82,14 @@ bench-conv:
 	@echo "| --- | --- | ---: | ---: | ---: |"
 	@for isa in avx512 avx2 portable; do EQUIVD_CONV_ISA=$$isa taskset -c 1 .build/bench-conv/conv; done
 
-# What canonicalizing by resampling costs a window beside one YAMNet call, pinned, interleaved.
+# What canonicalizing by resampling costs a window: the sinc kernel alone for each ISA, then in
+# situ beside one YAMNet call, pinned, interleaved.
 bench-resample: deps build
+	mkdir -p .build/bench-resample
+	$(CC_BENCH) -O2 -ISources/CDirectConv/include $(CONV_SOURCES) bench/sinc_kernel_bench.c -o .build/bench-resample/sinc -lpthread -lm
+	@echo "| kernel | shift, bins | taps | median, ms | best, ms |"
+	@echo "| --- | ---: | ---: | ---: | ---: |"
+	@for isa in avx512 avx2 portable; do EQUIVD_CONV_ISA=$$isa taskset -c 1 .build/bench-resample/sinc; done
 	$(PYTHON) bench/resample_bench.py --equivd $(RELEASE_BIN)/equivd
 
 # libsamplerate's converters against libsoxr's recipes (the C libraries through ctypes): SNR

@@ -2,7 +2,7 @@
 
   .venv/bin/python bench/resample_bench.py [--bundle B] [--equivd .build/release/equivd] [--rounds 5]
 
-`equivd features --bundle B --shift-bins K` computes, for every window of a 60-s file, exactly what
+`equivd features --bundle B --shift-bins K` computes, for every window of a 10-minute file, exactly what
 the live path hands the classifier: the window's audio resampled to undo K bins (CDirectConv's sinc),
 then the model's log-mel patch. K = 0 is the same work without the resampler (ratio 1 passes
 through), so (time at K − time at 0) / windows is the resampler's share of a window. The
@@ -55,12 +55,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--shifts", default="-24,-7,5,24", help="bins; 2 a semitone")
     ap.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)))
+    ap.add_argument("--seconds", type=int, default=600,
+                    help="length of the noise file: long enough that the resampler's share stands above a run's noise")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         bundle = pathlib.Path(a.bundle) if a.bundle else yamnet_bundle(tmp)
         rng = np.random.default_rng(0)
-        audio = (0.1 * rng.standard_normal(60 * 16000)).astype(np.float32)
+        audio = (0.1 * rng.standard_normal(a.seconds * 16000)).astype(np.float32)
         scipy.io.wavfile.write(tmp / "noise.wav", 16000, audio)
         shifts = [0] + [int(s) for s in a.shifts.split(",")]
         times = {k: [] for k in shifts}
@@ -78,7 +80,7 @@ def main():
                                   check=True, capture_output=True, text=True)
             classifier.append(json.loads(done.stdout.splitlines()[0])["median_ms"])
         call = statistics.median(classifier)
-        print(f"{windows} windows of a 60-s file; classifier call {call:.3f} ms (median of {a.rounds} x 200 runs)")
+        print(f"{windows} windows of a {a.seconds}-s file; classifier call {call:.3f} ms (median of {a.rounds} x 200 runs)")
         print("| shift, bins | resampler, ms / window | share of a classifier call |")
         print("| ---: | ---: | ---: |")
         base = statistics.median(times[0])

@@ -1,7 +1,6 @@
 #include "CDirectConv.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 /* Band-limited resampling of one block by a fixed ratio: each output sample is the input under a
@@ -58,56 +57,70 @@ void equivd_sinc_table(double ratio, float *table) {
         }
 }
 
-/* One output: sum over k of in[first + k] * interpolated filter; `in` holds every index read. */
-#define SINC_DOT(NAME, VEC, VW, ATTR)                                                                    \
-    ATTR static float NAME(const float *in, const float *lo, const float *hi, float a, size_t taps) {   \
-        VEC acc = {0};                                                                                   \
-        for (size_t k = 0; k < taps; k += VW) {                                                          \
-            VEC l = *(const VEC *)(lo + k), h = *(const VEC *)(hi + k);                                  \
-            acc += *(const VEC *)(in + k) * (l + a * (h - l));                                           \
-        }                                                                                                \
-        float sum = 0;                                                                                   \
-        for (int i = 0; i < VW; i++) sum += acc[i];                                                      \
-        return sum;                                                                                      \
+/* Lane sums as a tree of halves: the serial sum of lanes, one dependent add per lane, cost more
+ * than the taps themselves. */
+static inline float sum_v4(v4 s) {
+    v4 t = s + __builtin_shufflevector(s, s, 2, 3, 0, 1);
+    return t[0] + t[1];
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma"))) static inline float sum_v8(v8 s) {
+    return sum_v4(__builtin_shufflevector(s, s, 0, 1, 2, 3) + __builtin_shufflevector(s, s, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx512f"))) static inline float sum_v16(v16 s) {
+    return sum_v8(__builtin_shufflevector(s, s, 0, 1, 2, 3, 4, 5, 6, 7) +
+                  __builtin_shufflevector(s, s, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+#endif
+
+/* Outputs [0, count): output n is the sum over k of in[first + k] times the filter interpolated
+ * between its two nearest phases; `padded` holds `taps` zeros before and after the input. */
+#define SINC_LOOP(NAME, VEC, VW, SUM, ATTR)                                                                 \
+    ATTR static void NAME(double ratio, const float *table, const float *padded, size_t input_count,        \
+                          double start, float *output, size_t count, size_t taps) {                         \
+        const ptrdiff_t half = (ptrdiff_t)taps / 2;                                                         \
+        const double step = 1 / ratio; /* a multiply per output, not a divide */                            \
+        for (size_t n = 0; n < count; n++) {                                                                \
+            double t = start + (double)n * step;                                                            \
+            double whole = floor(t), p = (t - whole) * PHASES;                                              \
+            size_t phase = (size_t)p;                                                                       \
+            ptrdiff_t first = (ptrdiff_t)whole - half + 1;                                                  \
+            if (first + (ptrdiff_t)taps <= 0 || first >= (ptrdiff_t)input_count) {                          \
+                output[n] = 0;                                                                              \
+                continue;                                                                                   \
+            }                                                                                               \
+            const float *in = padded + taps + first, *lo = table + phase * taps, *hi = lo + taps;           \
+            float a = (float)(p - phase);                                                                   \
+            VEC acc = {0};                                                                                  \
+            for (size_t k = 0; k < taps; k += VW) {                                                         \
+                VEC l = *(const VEC *)(lo + k), h = *(const VEC *)(hi + k);                                 \
+                acc += *(const VEC *)(in + k) * (l + a * (h - l));                                          \
+            }                                                                                               \
+            output[n] = SUM(acc);                                                                           \
+        }                                                                                                   \
     }
 
 #if defined(__x86_64__) || defined(__i386__)
-SINC_DOT(dot_avx512, v16, 16, __attribute__((target("avx512f"))))
-SINC_DOT(dot_avx2, v8, 8, __attribute__((target("avx2,fma"))))
+SINC_LOOP(resample_avx512, v16, 16, sum_v16, __attribute__((target("avx512f"))))
+SINC_LOOP(resample_avx2, v8, 8, sum_v8, __attribute__((target("avx2,fma"))))
 #endif
-SINC_DOT(dot_v4, v4, 4, )
-
-static float (*dot)(const float *, const float *, const float *, float, size_t);
-static pthread_once_t chosen = PTHREAD_ONCE_INIT;
-
-static void choose_once(void) {
-    dot = dot_v4;
-#if defined(__x86_64__) || defined(__i386__)
-    size_t w = width();
-    if (w == 16) dot = dot_avx512;
-    else if (w == 8) dot = dot_avx2;
-#endif
-}
+SINC_LOOP(resample_v4, v4, 4, sum_v4, )
 
 void equivd_sinc_resample(double ratio, const float *table, const float *input, size_t input_count, double start,
                           float *output, size_t output_count, float *scratch) {
-    pthread_once(&chosen, choose_once);
-    const size_t taps = equivd_sinc_taps(ratio), half = taps / 2;
+    const size_t taps = equivd_sinc_taps(ratio);
     /* The input with `taps` zeros on each side, so every output reads whole vectors in bounds. */
     memset(scratch, 0, taps * sizeof *scratch);
     memcpy(scratch + taps, input, input_count * sizeof *scratch);
     memset(scratch + taps + input_count, 0, taps * sizeof *scratch);
-    for (size_t n = 0; n < output_count; n++) {
-        double t = start + (double)n / ratio;
-        double whole = floor(t), p = (t - whole) * PHASES;
-        size_t phase = (size_t)p;
-        ptrdiff_t first = (ptrdiff_t)whole - (ptrdiff_t)half + 1;
-        if (first + (ptrdiff_t)taps <= 0 || first >= (ptrdiff_t)input_count) {
-            output[n] = 0;
-            continue;
-        }
-        output[n] = dot(scratch + taps + first, table + phase * taps, table + (phase + 1) * taps, (float)(p - phase), taps);
-    }
+#if defined(__x86_64__) || defined(__i386__)
+    size_t w = width();
+    if (w == 16) return resample_avx512(ratio, table, scratch, input_count, start, output, output_count, taps);
+    if (w == 8) return resample_avx2(ratio, table, scratch, input_count, start, output, output_count, taps);
+#endif
+    resample_v4(ratio, table, scratch, input_count, start, output, output_count, taps);
 }
 
 size_t equivd_sinc_scratch(double ratio, size_t input_count) { return input_count + 2 * equivd_sinc_taps(ratio); }
