@@ -273,6 +273,17 @@ void equivd_phases_fill(const equivd_phases *s, const float *input, float *outpu
     const size_t sy = s->stride_y, sx = s->stride_x, height = s->phase_height, width = s->phase_width;
     const size_t ih = s->input_height, iw = s->input_width;
     float *out = output;
+    if (sy == 1 && sx == 1 && width == iw && s->pad_left == 0 && height >= s->pad_top + ih) {
+        /* No stride and no columns of padding (a 1×1 Conv): each plane is its rows of padding
+         * around one block copy of the image. */
+        const size_t below = height - s->pad_top - ih;
+        for (size_t c = 0; c < s->channels; c++, out += height * width) {
+            memset(out, 0, s->pad_top * width * sizeof *out);
+            memcpy(out + s->pad_top * width, input + c * ih * iw, ih * iw * sizeof *out);
+            memset(out + (s->pad_top + ih) * width, 0, below * width * sizeof *out);
+        }
+        return;
+    }
     for (size_t c = 0; c < s->channels; c++) {
         const float *image = input + c * ih * iw;
         for (size_t ry = 0; ry < sy; ry++)

@@ -146,25 +146,32 @@ DEPTHWISE_ROWS(depthwise_rows_avx2, v8, 8, __attribute__((target("avx2,fma"))))
 DEPTHWISE_ROWS(depthwise_rows_v4, v4, 4, )
 
 /* Depthwise, channels last: y[p][c] = sum over valid taps t of w[t][c] * x[q(p, t)][c], the
- * channels innermost so that each multiply-add covers VW channels however small the plane. */
+ * channels innermost so that each multiply-add covers VW channels however small the plane. Each
+ * position first lists its taps that fall inside the input; each vector of channels then sums
+ * them in a register and is stored once. */
 #define DEPTHWISE_NHWC(NAME, VEC, VW, ATTR)                                                                    \
     ATTR static void NAME(const equivd_depthwise_job *job, const float *xt, const float *wt, float *yt, size_t C) { \
         const ptrdiff_t ih = (ptrdiff_t)job->input_height, iw = (ptrdiff_t)job->input_width;                   \
         const size_t kh = job->kernel_height, kw = job->kernel_width;                                          \
+        ptrdiff_t from[kh * kw], with[kh * kw];                                                                \
         for (size_t oy = 0; oy < job->output_height; oy++)                                                     \
             for (size_t ox = 0; ox < job->output_width; ox++) {                                                \
-                float *out = yt + (oy * job->output_width + ox) * C;                                           \
-                for (size_t c = 0; c < C; c += VW) *(VEC *)(out + c) = (VEC){0};                               \
+                size_t n = 0;                                                                                  \
                 for (size_t ky = 0; ky < kh; ky++) {                                                           \
                     ptrdiff_t iy = (ptrdiff_t)(oy * job->stride_y + ky * job->dilation_y) - (ptrdiff_t)job->pad_top; \
                     if (iy < 0 || iy >= ih) continue;                                                          \
                     for (size_t kx = 0; kx < kw; kx++) {                                                       \
                         ptrdiff_t ix = (ptrdiff_t)(ox * job->stride_x + kx * job->dilation_x) - (ptrdiff_t)job->pad_left; \
                         if (ix < 0 || ix >= iw) continue;                                                      \
-                        const float *in = xt + (iy * iw + ix) * (ptrdiff_t)C, *w = wt + (ky * kw + kx) * C;    \
-                        for (size_t c = 0; c < C; c += VW)                                                     \
-                            *(VEC *)(out + c) += *(const VEC *)(w + c) * *(const VEC *)(in + c);               \
+                        from[n] = (iy * iw + ix) * (ptrdiff_t)C, with[n++] = (ptrdiff_t)((ky * kw + kx) * C);  \
                     }                                                                                          \
+                }                                                                                              \
+                float *out = yt + (oy * job->output_width + ox) * C;                                           \
+                for (size_t c = 0; c < C; c += VW) {                                                           \
+                    VEC acc = {0};                                                                             \
+                    for (size_t t = 0; t < n; t++)                                                             \
+                        acc += *(const VEC *)(wt + with[t] + c) * *(const VEC *)(xt + from[t] + c);            \
+                    *(VEC *)(out + c) = acc;                                                                   \
                 }                                                                                              \
             }                                                                                                  \
     }

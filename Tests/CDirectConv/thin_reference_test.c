@@ -112,6 +112,7 @@ int main(void) {
         {3, 13, 17, 3, 5, 2, 2, 2, 1, 0, 3},    /* stride and dilation together, uneven padding */
         {4, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1},     /* rows of several vectors and a part one */
         {6, 9, 41, 3, 5, 2, 2, 2, 1, 0, 3},     /* the same on stride phases, in rows of 18 */
+        {3, 7, 40, 3, 1, 1, 1, 1, 0, 2, 0},     /* 3x1 padded above and below only: planes copied whole */
     };
     const double tolerance = 1e-5;  /* relative to the sum of |terms|: float32 accumulation */
     int failed = 0, total = 0;
