@@ -20,6 +20,10 @@ typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 typedef float v4 __attribute__((vector_size(16), aligned(4), may_alias));
 
+/* max(v, 0) lane by lane for any of the vector types: the lanes where v > 0 kept, bit for bit
+ * (C's vector extensions have no select that both GCC and clang accept). */
+#define RELU(v) ((__typeof__(v))((__typeof__((v) > 0))(v) & ((v) > 0)))
+
 /* Pointwise: output (f, p) for the 2 × VW filters of block b and a tile of up to POINTWISE_TILE
  * positions, from the block's packed weights [c][2 × VW]: each pair of weight vectors loaded feeds
  * every position of the tile (6 positions: 12 accumulators, which fit AVX2's 16 registers), and
@@ -131,6 +135,8 @@ enum { DEPTHWISE_CHANNELS = 4 };
                     }                                                                                          \
                     _Pragma("GCC unroll 4") for (size_t k = 0; k < DEPTHWISE_CHANNELS; k++) {                  \
                         if (k >= live) continue;                                                               \
+                        if (job->bias) acc[k] += job->bias[c0 + k];                                            \
+                        if (job->relu) acc[k] = RELU(acc[k]);                                                  \
                         float *out = job->output + ((c0 + k) * oh + oy) * ow + x;                              \
                         if (ow - x >= VW) *(VEC *)out = acc[k];                                                \
                         else memcpy(out, &acc[k], (ow - x) * sizeof(float));                                  \
@@ -150,7 +156,8 @@ DEPTHWISE_ROWS(depthwise_rows_v4, v4, 4, )
  * position first lists its taps that fall inside the input; each vector of channels then sums
  * them in a register and is stored once. */
 #define DEPTHWISE_NHWC(NAME, VEC, VW, ATTR)                                                                    \
-    ATTR static void NAME(const equivd_depthwise_job *job, const float *xt, const float *wt, float *yt, size_t C) { \
+    ATTR static void NAME(const equivd_depthwise_job *job, const float *xt, const float *wt, const float *bt,     \
+                          float *yt, size_t C) {                                                               \
         const ptrdiff_t ih = (ptrdiff_t)job->input_height, iw = (ptrdiff_t)job->input_width;                   \
         const size_t kh = job->kernel_height, kw = job->kernel_width;                                          \
         ptrdiff_t from[kh * kw], with[kh * kw];                                                                \
@@ -168,9 +175,10 @@ DEPTHWISE_ROWS(depthwise_rows_v4, v4, 4, )
                 }                                                                                              \
                 float *out = yt + (oy * job->output_width + ox) * C;                                           \
                 for (size_t c = 0; c < C; c += VW) {                                                           \
-                    VEC acc = {0};                                                                             \
+                    VEC acc = *(const VEC *)(bt + c);                                                          \
                     for (size_t t = 0; t < n; t++)                                                             \
                         acc += *(const VEC *)(wt + with[t] + c) * *(const VEC *)(xt + from[t] + c);            \
+                    if (job->relu) acc = RELU(acc);                                                            \
                     *(VEC *)(out + c) = acc;                                                                   \
                 }                                                                                              \
             }                                                                                                  \
@@ -203,7 +211,7 @@ size_t equivd_depthwise_scratch(const equivd_depthwise_job *job) {
     pthread_once(&chosen, choose_once);
     if (!by_rows(job)) {
         const size_t taps = job->kernel_height * job->kernel_width;
-        const size_t planes = job->input_height * job->input_width + job->output_height * job->output_width + taps;
+        const size_t planes = job->input_height * job->input_width + job->output_height * job->output_width + taps + 1;
         return padded_channels(job->channels) * planes;
     }
     const equivd_phases p = phases_of(job);
@@ -244,19 +252,20 @@ static void depthwise_nhwc(const equivd_depthwise_job *job, float *scratch) {
     const size_t C = padded_channels(job->channels), channels = job->channels;
     const size_t in_plane = job->input_height * job->input_width, out_plane = job->output_height * job->output_width;
     const size_t taps = job->kernel_height * job->kernel_width;
-    float *xt = scratch, *yt = xt + in_plane * C, *wt = yt + out_plane * C;
+    float *xt = scratch, *yt = xt + in_plane * C, *wt = yt + out_plane * C, *bt = wt + taps * C;
     transpose(job->input, channels, in_plane, in_plane, xt, C);
     transpose(job->weights, channels, taps, taps, wt, C);
+    for (size_t c = 0; c < C; c++) bt[c] = job->bias && c < channels ? job->bias[c] : 0;
     for (size_t c = channels; c < C; c++) {
         for (size_t p = 0; p < in_plane; p++) xt[p * C + c] = 0;
         for (size_t t = 0; t < taps; t++) wt[t * C + c] = 0;
     }
 #if defined(__x86_64__) || defined(__i386__)
-    if (width == 16) depthwise_nhwc_avx512(job, xt, wt, yt, C);
-    else if (width == 8) depthwise_nhwc_avx2(job, xt, wt, yt, C);
+    if (width == 16) depthwise_nhwc_avx512(job, xt, wt, bt, yt, C);
+    else if (width == 8) depthwise_nhwc_avx2(job, xt, wt, bt, yt, C);
     else
 #endif
-        depthwise_nhwc_v4(job, xt, wt, yt, C);
+        depthwise_nhwc_v4(job, xt, wt, bt, yt, C);
     transpose(yt, out_plane, channels, C, job->output, out_plane);
 }
 

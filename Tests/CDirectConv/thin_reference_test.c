@@ -62,17 +62,18 @@ typedef struct {
     size_t channels, height, width, kh, kw, stride, dilation, pad_top, pad_left, pad_bottom, pad_right;
 } depthwise_shape;
 
-static double depthwise(depthwise_shape s, unsigned seed) {
+/* With `epilogue`, a random bias per channel and ReLU as well. */
+static double depthwise(depthwise_shape s, int epilogue, unsigned seed) {
     size_t oh = (s.height + s.pad_top + s.pad_bottom - (s.kh - 1) * s.dilation - 1) / s.stride + 1;
     size_t ow = (s.width + s.pad_left + s.pad_right - (s.kw - 1) * s.dilation - 1) / s.stride + 1;
     float *x = random_floats(s.channels * s.height * s.width, &seed), *w = random_floats(s.channels * s.kh * s.kw, &seed);
-    float *y = malloc(s.channels * oh * ow * sizeof *y);
+    float *y = malloc(s.channels * oh * ow * sizeof *y), *bias = epilogue ? random_floats(s.channels, &seed) : NULL;
     for (size_t i = 0; i < s.channels * oh * ow; i++) y[i] = NAN;
     equivd_depthwise_job job = {
         .input = x, .channels = s.channels, .input_height = s.height, .input_width = s.width, .weights = w,
         .kernel_height = s.kh, .kernel_width = s.kw, .stride_y = s.stride, .stride_x = s.stride,
         .dilation_y = s.dilation, .dilation_x = s.dilation, .pad_top = s.pad_top, .pad_left = s.pad_left,
-        .output = y, .output_height = oh, .output_width = ow};
+        .bias = bias, .relu = epilogue, .output = y, .output_height = oh, .output_width = ow};
     float *scratch = malloc(equivd_depthwise_scratch(&job) * sizeof *scratch);
     equivd_depthwise(&job, scratch);
     free(scratch);
@@ -89,11 +90,12 @@ static double depthwise(depthwise_shape s, unsigned seed) {
                         double term = (double)w[(c * s.kh + ky) * s.kw + kx] * x[(c * s.height + iy) * s.width + ix];
                         sum += term, magnitude += fabs(term);
                     }
+                if (epilogue) sum = sum + bias[c] > 0 ? sum + bias[c] : 0, magnitude += fabs(bias[c]);
                 double got = y[(c * oh + oy) * ow + ox];
                 double error = isnan(got) ? INFINITY : fabs(got - sum) / (magnitude + 1e-30);
                 if (error > worst) worst = error;
             }
-    free(x), free(w), free(y);
+    free(x), free(w), free(y), free(bias);
     return worst;
 }
 
@@ -126,14 +128,15 @@ int main(void) {
                    error <= tolerance ? "ok  " : "FAIL", equivd_conv_isa(), dense ? "Gemm" : "Conv", s[0], s[1], s[2], error);
         }
     }
-    for (size_t i = 0; i < sizeof depthwise_shapes / sizeof *depthwise_shapes; i++, total++) {
-        depthwise_shape s = depthwise_shapes[i];
-        double error = depthwise(s, 7u + (unsigned)i);
-        failed += error > tolerance;
-        printf("%s %s depthwise %zu x %zux%zu, %zux%zu, stride %zu, dilation %zu: max relative error %.2e\n",
-               error <= tolerance ? "ok  " : "FAIL", equivd_conv_isa(), s.channels, s.height, s.width, s.kh, s.kw,
-               s.stride, s.dilation, error);
-    }
+    for (size_t i = 0; i < sizeof depthwise_shapes / sizeof *depthwise_shapes; i++)
+        for (int epilogue = 0; epilogue < 2; epilogue++, total++) {
+            depthwise_shape s = depthwise_shapes[i];
+            double error = depthwise(s, epilogue, 7u + (unsigned)i);
+            failed += error > tolerance;
+            printf("%s %s depthwise %zu x %zux%zu, %zux%zu, stride %zu, dilation %zu%s: max relative error %.2e\n",
+                   error <= tolerance ? "ok  " : "FAIL", equivd_conv_isa(), s.channels, s.height, s.width, s.kh, s.kw,
+                   s.stride, s.dilation, epilogue ? ", bias and ReLU" : "", error);
+        }
     printf("%d passed, %d failed\n", total - failed, failed);
     return failed != 0;
 }

@@ -38,9 +38,10 @@ import Testing
         Case(channels: 5, filters: 9, height: 15, width: 16, kernel: [1, 1], pads: [0, 0, 0, 0], strides: [2, 2]),
         Case(channels: 3, filters: 20, height: 7, width: 6, kernel: [3, 3], pads: [0, 0, 0, 0], strides: [2, 2], activation: "Relu"),
         Case(channels: 3, filters: 10, height: 8, width: 9, kernel: [1, 1], pads: [0, 0, 0, 0]),
-        // Depthwise (CDirectConv's depthwise kernel): stride 1 with ReLU, stride 2 with TensorFlow's
-        // bottom/right padding over a batch.
+        // Depthwise (CDirectConv's depthwise kernel): stride 1 with ReLU (in the kernel), rows of 20
+        // with a Sigmoid after it, stride 2 with TensorFlow's bottom/right padding over a batch.
         Case(channels: 12, filters: 12, height: 9, width: 14, kernel: [3, 3], pads: [1, 1, 1, 1], group: 12, activation: "Relu"),
+        Case(channels: 6, filters: 6, height: 5, width: 20, kernel: [3, 3], pads: [1, 1, 1, 1], group: 6, activation: "Sigmoid"),
         Case(batch: 2, channels: 5, filters: 5, height: 11, width: 8, kernel: [3, 3], pads: [0, 0, 1, 1], strides: [2, 2],
              group: 5),
         // 1×1 over few positions (CDirectConv's pointwise kernel): channels and filters that fill

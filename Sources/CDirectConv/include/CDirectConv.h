@@ -81,12 +81,14 @@ void equivd_pointwise_pack(const float *weights, size_t filters, size_t channels
 void equivd_pointwise(const equivd_pointwise_job *job);
 
 /* Depthwise convolution (group = channels = filters), any kernel, stride, dilation and zero
- * padding, one image in NCHW; no bias (thin.c). */
+ * padding, one image in NCHW; adds bias[c] and applies ReLU when asked (thin.c). */
 typedef struct {
     const float *input;
     size_t channels, input_height, input_width;
     const float *weights;             /* [channels][kernel_height][kernel_width] */
     size_t kernel_height, kernel_width, stride_y, stride_x, dilation_y, dilation_x, pad_top, pad_left;
+    const float *bias;                /* one per channel, or NULL */
+    int relu;
     float *output;
     size_t output_height, output_width;
 } equivd_depthwise_job;

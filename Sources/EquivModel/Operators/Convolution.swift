@@ -154,30 +154,32 @@ private func planPointwiseConv(
 }
 
 /// Depthwise Conv (group = channels, one filter each) by CDirectConv's depthwise kernel: any
-/// kernel, stride, dilation and padding, no unfolding.
+/// kernel, stride, dilation and padding, no unfolding; bias and a following ReLU are applied by
+/// the kernel as it stores.
 private func planDepthwiseConv(
     _ ctx: NodeContext, x: FloatBuffer, weights: FloatBuffer, bias: FloatBuffer?, out: FloatBuffer, _ w: Window2D, batch: Int,
     channels: Int
 ) -> [PlannedValue] {
     let px = x.pointer, pw = weights.pointer, py = out.pointer, pb = bias?.pointer
     let plane = w.outputPlane
-    func job(_ n: Int) -> equivd_depthwise_job {
+    func job(_ n: Int, relu: Bool) -> equivd_depthwise_job {
         equivd_depthwise_job(
             input: px + n * channels * w.inputPlane, channels: channels, input_height: w.inputHeight,
             input_width: w.inputWidth, weights: pw, kernel_height: w.kernelHeight, kernel_width: w.kernelWidth,
             stride_y: w.strideY, stride_x: w.strideX, dilation_y: w.dilationY, dilation_x: w.dilationX,
-            pad_top: w.padTop, pad_left: w.padLeft, output: py + n * channels * plane, output_height: w.outputHeight,
-            output_width: w.outputWidth)
+            pad_top: w.padTop, pad_left: w.padLeft, bias: pb.map { UnsafePointer($0) }, relu: relu ? 1 : 0,
+            output: py + n * channels * plane, output_height: w.outputHeight, output_width: w.outputWidth)
     }
-    var first = job(0)
+    var first = job(0, relu: false)
     let scratch = ctx.planner.scratch
     scratch.reserve(equivd_depthwise_scratch(&first))
     let epilogue = Epilogue()
     ctx.kernel {
+        let relu = epilogue.activation == .relu
         for n in 0..<batch {
-            var job = job(n)
+            var job = job(n, relu: relu)
             equivd_depthwise(&job, scratch.pointer!)
-            for c in 0..<channels { epilogue.apply(job.output + c * plane, count: plane, bias: pb?[c] ?? 0) }
+            if let f = epilogue.activation, !relu { f.apply(job.output, job.output, count: channels * plane) }
         }
     }
     ctx.planner.lastEpilogue = (ctx.node.output.first ?? "", epilogue)
