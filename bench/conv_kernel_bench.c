@@ -7,21 +7,10 @@
  *   make bench-conv      # every ISA the CPU has, pinned to one core, with bench/fma_peak.c
  */
 #include "CDirectConv.h"
+#include "timing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* One C-channel, H×W input into F filters, laid out as EquivModel's Conv lays it out. */
 static void bench(size_t channels, size_t filters, size_t height, size_t width) {
