@@ -69,6 +69,7 @@ bench: deps build
 # kernel; OpenBLAS picks its kernels from OPENBLAS_CORETYPE when set.
 bench-model: deps-torch build
 	$(PYTHON) scripts/fetch-crepe.py
+	$(PYTHON) scripts/fetch-basic-pitch.py
 	$(PYTHON) bench/model_bench.py --equivd $(RELEASE_BIN)/equivd
 
 # The convolution kernel alone on the classifier's three big convolutions, each ISA the CPU has,

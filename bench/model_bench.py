@@ -8,8 +8,10 @@ The models: the default bundle's classifier and canonicalizer on one 1x1x168x100
 window; YAMNet (a pretrained AudioSet tagger nobody here trained: strided and depthwise
 convolutions; scripts/fetch-yamnet.py) on one 1x1x96x64 log-mel patch; CREPE tiny and full (a
 pretrained pitch tracker nobody here trained, exported by PyTorch: a 1-D network of long kernels,
-the first strided; scripts/fetch-crepe.py) on one 1024-sample frame. Each side gets the same
-input, written once to a raw float32 file.
+the first strided; scripts/fetch-crepe.py) on one 1024-sample frame; Basic Pitch (a pretrained
+note transcriber nobody here trained, exported by its authors with tf2onnx: a constant-Q front end
+of strided 1 x 256 Conv layers, then a small 2-D CNN; scripts/fetch-basic-pitch.py) on 43 844
+samples. Each side gets the same input, written once to a raw float32 file.
 
 onnxruntime is timed per call through its Python binding. What the binding itself costs is
 measured on an Identity model of the same input size, in the same run, and subtracted; it is
@@ -43,6 +45,7 @@ MODELS = [  # file, input name, shape, value range of realistic inputs
     (ROOT / "data/pretrained/yamnet.onnx", "audio", (1, 1, 96, 64), (-7, 2)),
     (ROOT / "data/pretrained/crepe-tiny.onnx", "frames", (1, 1024), (-2, 2)),
     (ROOT / "data/pretrained/crepe-full.onnx", "frames", (1, 1024), (-2, 2)),
+    (ROOT / "data/pretrained/basic-pitch.onnx", "serving_default_input_2:0", (1, 43844, 1), (-0.5, 0.5)),
 ]
 
 

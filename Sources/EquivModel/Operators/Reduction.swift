@@ -3,6 +3,7 @@ import Foundation
 func registerReductions(_ table: inout [String: OperatorPlanner]) {
     table["ReduceMean"] = reduction(.mean)
     table["ReduceMax"] = reduction(.max)
+    table["ReduceMin"] = reduction(.min)
     table["ReduceSum"] = reduction(.sum)
     table["Softmax"] = planSoftmax
     table["LogSoftmax"] = planLogSoftmax
@@ -11,7 +12,18 @@ func registerReductions(_ table: inout [String: OperatorPlanner]) {
 private func planSoftmax(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] { try planSoftmax(ctx, log: false) }
 private func planLogSoftmax(_ ctx: NodeContext) throws(ModelError) -> [PlannedValue] { try planSoftmax(ctx, log: true) }
 
-private enum ReductionKind { case mean, max, sum }
+private enum ReductionKind {
+    case mean, max, min, sum
+
+    /// What a reduction starts from: nothing compared yet, or nothing added yet.
+    var start: Float {
+        switch self {
+        case .max: -Float.infinity
+        case .min: Float.infinity
+        case .mean, .sum: 0
+        }
+    }
+}
 
 /// The input seen as [outer, reduced, inner] around a run of dimensions.
 private struct Split {
@@ -56,12 +68,13 @@ private func reduction(_ kind: ReductionKind) -> OperatorPlanner {
         let px = x.pointer, py = out.pointer, outCount = out.count
         let index = ctx.planner.arena.integers(rank)  // the odometer, allocated once
         ctx.kernel {
-            py.update(repeating: kind == .max ? -Float.infinity : 0, count: outCount)
+            py.update(repeating: kind.start, count: outCount)
             index.update(repeating: 0, count: rank)
             var o = 0
             for i in 0..<total {
                 switch kind {
                 case .max: py[o] = Swift.max(py[o], px[i])
+                case .min: py[o] = Swift.min(py[o], px[i])
                 case .mean, .sum: py[o] += px[i]
                 }
                 var d = rank - 1
@@ -122,15 +135,16 @@ private func planSoftmax(_ ctx: NodeContext, log: Bool) throws(ModelError) -> [P
 private func reduceRun(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ split: Split, _ kind: ReductionKind) {
     let (outer, n, inner) = (split.outer, split.reduced, split.inner)
     guard n > 0 else {  // an empty axis reduces to the identity (NaN for a mean of nothing)
-        y.update(repeating: kind == .max ? -Float.infinity : kind == .sum ? 0 : .nan, count: outer * inner)
+        y.update(repeating: kind == .mean ? .nan : kind.start, count: outer * inner)
         return
     }
     for o in 0..<outer {
         let source = x + o * n * inner, target = y + o * inner
         if inner == 1 {
-            var acc: Float = kind == .max ? -Float.infinity : 0
+            var acc = kind.start
             switch kind {
             case .max: for r in 0..<n { acc = Swift.max(acc, source[r]) }
+            case .min: for r in 0..<n { acc = Swift.min(acc, source[r]) }
             case .mean, .sum: for r in 0..<n { acc += source[r] }
             }
             target.pointee = kind == .mean ? acc / Float(n) : acc
@@ -141,6 +155,7 @@ private func reduceRun(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Floa
             let row = source + r * inner
             switch kind {
             case .max: for i in 0..<inner { target[i] = Swift.max(target[i], row[i]) }
+            case .min: for i in 0..<inner { target[i] = Swift.min(target[i], row[i]) }
             case .mean, .sum: for i in 0..<inner { target[i] += row[i] }
             }
         }
