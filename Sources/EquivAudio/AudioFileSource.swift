@@ -1,6 +1,7 @@
 import CSndFile
 import EquivDSP
 import Foundation
+import Synchronization
 
 /// Why an audio file could not be read; always names the file.
 public struct AudioFileError: Error, Equatable, CustomStringConvertible {
@@ -67,10 +68,10 @@ public final class AudioFileSource: AudioSource {
         guard status.st_size > 0 else { throw fail(.empty, "file is empty (0 bytes)") }
 
         var info = SF_INFO()
-        guard let file = sf_open(path, Int32(SFM_READ), &info) else {
-            let code = sf_error(nil)
-            let message = String(cString: sf_strerror(nil))
-            switch code {
+        let file: OpaquePointer
+        do { file = try openSoundFile(path, mode: Int32(SFM_READ), &info) } catch {
+            let message = error.message
+            switch error.code {
             case Int32(SF_ERR_UNRECOGNISED_FORMAT): throw fail(.notAudio, "not an audio file libsndfile recognises")
             case Int32(SF_ERR_UNSUPPORTED_ENCODING), 18:  // 18: libsndfile's SFE_UNIMPLEMENTED
                 throw fail(.unsupportedEncoding, "unsupported encoding: \(message)")
@@ -191,8 +192,9 @@ public func writeWAV(_ samples: [Float], sampleRate: Int, to path: String) throw
     info.samplerate = Int32(sampleRate)
     info.channels = 1
     info.format = Int32(SF_FORMAT_WAV | SF_FORMAT_PCM_16)
-    guard let file = sf_open(partial, Int32(SFM_WRITE), &info) else {
-        throw AudioFileError(path: path, kind: .writeFailed, reason: "cannot create: \(String(cString: sf_strerror(nil)))")
+    let file: OpaquePointer
+    do { file = try openSoundFile(partial, mode: Int32(SFM_WRITE), &info) } catch {
+        throw AudioFileError(path: path, kind: .writeFailed, reason: "cannot create: \(error.message)")
     }
     // Clip rather than wrap samples outside [-1, 1].
     sf_command(file, Int32(SFC_SET_CLIPPING), nil, Int32(SF_TRUE))
@@ -203,4 +205,25 @@ public func writeWAV(_ samples: [Float], sampleRate: Int, to path: String) throw
         unlink(partial)
         throw AudioFileError(path: path, kind: .writeFailed, reason: "write failed after \(written) of \(samples.count) frames: \(why)")
     }
+}
+
+/// Why `sf_open` failed: libsndfile's error number and its words.
+public struct SoundFileOpenError: Error {
+    public let code: Int32
+    public let message: String
+}
+
+/// libsndfile keeps why `sf_open` failed in one process-wide slot, which an `sf_open` on any other
+/// thread overwrites (a parallel test run saw "No Error."), so opening and reading that slot happen
+/// under one lock.
+private let soundFileOpenLock = Mutex(())
+
+/// The one way this process opens a file with libsndfile; any bare `sf_open` elsewhere could
+/// overwrite the reason another thread is about to read.
+public func openSoundFile(_ path: String, mode: Int32, _ info: inout SF_INFO) throws(SoundFileOpenError) -> OpaquePointer {
+    let opened = soundFileOpenLock.withLock { _ -> Result<OpaquePointer, SoundFileOpenError> in
+        if let file = sf_open(path, mode, &info) { return .success(file) }
+        return .failure(SoundFileOpenError(code: sf_error(nil), message: String(cString: sf_strerror(nil))))
+    }
+    return try opened.get()
 }

@@ -7,8 +7,9 @@ import Testing
 /// Writes interleaved `samples` with libsndfile in the given container and encoding.
 func writeAudio(_ path: String, _ samples: [Float], rate: Int, channels: Int, format: Int) throws {
     var info = SF_INFO(frames: 0, samplerate: Int32(rate), channels: Int32(channels), format: Int32(format), sections: 0, seekable: 0)
-    guard let file = sf_open(path, Int32(SFM_WRITE), &info) else {
-        throw AudioTestError("cannot write \(path): \(String(cString: sf_strerror(nil)))")
+    let file: OpaquePointer
+    do { file = try openSoundFile(path, mode: Int32(SFM_WRITE), &info) } catch {
+        throw AudioTestError("cannot write \(path): \(error.message)")
     }
     defer { sf_close(file) }
     let frames = samples.count / channels
@@ -138,6 +139,32 @@ func wavBytes(formatTag: UInt16, bits: UInt16, blockAlign: UInt16, data: [UInt8]
             #expect(error.path == path)
             #expect("\(error)".hasPrefix(path + ": ") && "\(error)".contains(broken.says), "\(error)")
         }
+    }
+
+    /// libsndfile keeps the reason an open failed in one process-wide slot; CI once reported a
+    /// 40-bit WAV as "malformed: No Error." because a parallel test's open had cleared it.
+    @Test("the reason a file failed to open survives other threads opening files at the same time")
+    func reasonSurvivesConcurrentOpens() async throws {
+        let folder = TemporaryFolder()
+        let good = folder.file("good.wav"), bad = folder.file("pcm40.wav")
+        try writeAudio(good, [Float](repeating: 0.1, count: 1600), rate: 16_000, channels: 1, format: SF_FORMAT_WAV | SF_FORMAT_PCM_16)
+        #expect(FileManager.default.createFile(
+            atPath: bad, contents: Data(wavBytes(formatTag: 1, bits: 40, blockAlign: 5, data: [UInt8](repeating: 0, count: 500)))))
+        let kinds = await withTaskGroup(of: [AudioFileError.Kind].self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    (0..<2000).compactMap { _ in
+                        do throws(AudioFileError) {
+                            _ = try AudioFileSource(path: worker.isMultiple(of: 2) ? bad : good)
+                            return nil
+                        } catch { return error.kind }
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(kinds.count == 4 * 2000)
+        #expect(kinds.allSatisfy { $0 == .unsupportedEncoding }, "\(Set(kinds.map { "\($0)" }))")
     }
 
     @Test("a FLAC cut short fails while reading, naming the file and how far it got")
