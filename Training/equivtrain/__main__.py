@@ -39,7 +39,7 @@ def _byod(a):
     byod.build(a.manifest, a.out, classifier=a.classifier, classes=a.classes.split(",") if a.classes else None,
                train_classifier=a.train_classifier, steps=a.steps, canon_steps=a.canon_steps, eval_every=a.eval_every,
                patience=a.patience, strict=a.strict, seed=a.seed, input_spec=a.input_spec, label_map=a.label_map,
-               activation=a.activation, resampled_copies_per_file=a.resampled_copies)
+               activation=a.activation, resampled_copies_per_file=a.resampled_copies, fixed_part_steps=a.fixed_part_steps)
 
 
 def _real_table(a):
@@ -53,9 +53,14 @@ def _partial_table(a):
     partial.run(a.bundle, a.work, a.out, per_class=a.per_class, steps=a.steps)
 
 
+def _fixed_part(a):
+    from . import partial
+    partial.fit(a.bundle, a.work, per_class=a.per_class, steps=a.steps)
+
+
 def _table_swift(a):
     from . import swift_table
-    swift_table.run(a.data, a.bundle, a.equivd, a.results, a.out, a.work)
+    swift_table.run(a.data, a.bundle, a.equivd, a.results, a.out, a.work, rows=a.rows)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -161,6 +166,9 @@ def main(argv=None):
     b.add_argument("--resampled-copies", type=int, default=byod_defaults.RESAMPLED_COPIES,
                    help="resampled copies of each recording (random shifts, pitch and tempo together) the canonicalizer "
                         "also trains on, and early stopping scores; 0: translations of the spectrogram only")
+    b.add_argument("--fixed-part-steps", type=int, default=byod_defaults.FIXED_PART_STEPS,
+                   help="training steps of the separator and of FixedPose (mode partial), built when the manifest's "
+                        "machine column names recordings of one machine at several speeds")
     b.add_argument("--seed", type=int, default=0, help="random seed of the split and training")
     b.set_defaults(run=_byod)
     r = sub.add_parser("real-table", help="the results on real recordings through `equivd replay`", formatter_class=fmt,
@@ -181,6 +189,8 @@ def main(argv=None):
     t.add_argument("--results", default="docs/results.md", help="where the Python figures are read")
     t.add_argument("--out", default="docs/results.md", help="the table replaces its marked section here")
     t.add_argument("--work", default="data/table-swift", help="manifests and per-run reports")
+    t.add_argument("--rows", help="row letters to rerun, e.g. p; the other rows' lines already there are kept "
+                   "(default: all rows)")
     t.set_defaults(run=_table_swift)
     p = sub.add_parser("partial-table", help="how far translating only the rotation-locked part raises the speed "
                        "ceiling", formatter_class=fmt, description="Rows with the true shift and the fixed part left in "
@@ -191,6 +201,15 @@ def main(argv=None):
     p.add_argument("--out", default="docs/results.md", help="the table replaces its marked section here")
     p.add_argument("--work", default="data/partial", help="rendered clips")
     p.set_defaults(run=_partial_table)
+    fp = sub.add_parser("fixed-part", help="add the separator and FixedPose (mode partial) to a bundle",
+                        formatter_class=fmt, description="Trains the separator and FixedPose on generator parts of "
+                        "training-seed machines at random speeds, no class labels, and adds them to the bundle "
+                        "(equivtrain.partial; `canonicalizers` and `models` end so).")
+    fp.add_argument("--bundle", default="Models", help="the bundle folder they are added to")
+    fp.add_argument("--per-class", type=int, default=60, help="training machines per class (two clips each)")
+    fp.add_argument("--steps", type=int, default=3000, help="training steps of each")
+    fp.add_argument("--work", default="data/partial", help="rendered training clips")
+    fp.set_defaults(run=_fixed_part)
     args = ap.parse_args(argv)
     args.run(args)
 

@@ -18,10 +18,11 @@ from .models import BINS, REFERENCE_BIN, SHIFT_RANGE, translate
 FORMAT = 1
 
 
-def export(model, path, output_name):
-    """torch.onnx.export with a dynamic batch; checked against onnxruntime on random input."""
+def export(model, path, output_name, frames=100):
+    """torch.onnx.export of a model of windows [N, 1, BINS, frames] with a dynamic batch; checked
+    against onnxruntime on random input."""
     model.eval()
-    x = torch.randn(2, 1, BINS, 100)
+    x = torch.randn(2, 1, BINS, frames)
     torch.onnx.export(model, x, path, opset_version=13, input_names=["x"], output_names=[output_name],
                       dynamic_axes={"x": {0: "batch"}, output_name: {0: "batch"}})
     model.eval()  # torch 1.13 can leave modules in training mode after export (docs/architecture.md §7)

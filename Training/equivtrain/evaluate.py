@@ -16,6 +16,7 @@ SETS = {"nominal": "test", "speed": "speed", "resample": "resample"}
 METHODS = [("vanilla", "(a) frozen classifier alone"), ("noprior", "(b) + canonicalizer, no prior"),
            ("prior", "(c) + canonicalizer with prior"), ("topk", "(d) (c) + top-3 fallback"),
            ("groupavg", f"(e) group averaging over {2 * SHIFT_RANGE + 1} shifts"),
+           ("partial", "(p) (c), moving back only what turns with the machine"),
            ("oracle", "(o) translation by the true shift (a ceiling, not a method)")]
 
 
@@ -25,15 +26,18 @@ def _moved(X, shifts):
         return translate(torch.from_numpy(X), -torch.from_numpy(np.asarray(shifts))).numpy()
 
 
-def predict(method, data, classify, shift_logits, top=3, threshold=0.0):
+def predict(method, data, classify, shift_logits, top=3, threshold=0.0, partial=None):
     """Class probabilities per window and the classifier calls each window cost. `classify` and
-    `shift_logits[name]` map windows [N, 1, F, T] to class probabilities and shift logits."""
+    `shift_logits[name]` map windows [N, 1, F, T] to class probabilities and shift logits;
+    `partial` maps them to (X̃, k, j) (equivtrain.partial.canonical_windows)."""
     X = data["X"]
     n = len(X)
     if method == "vanilla":
         return classify(X), np.ones(n)
     if method == "oracle":
         return classify(_moved(X, 2 * data["semitones"])), np.ones(n)   # B = 2 bins per semitone
+    if method == "partial":
+        return classify(partial(X)[0]), np.ones(n)
     if method == "groupavg":
         total = sum(classify(_moved(X, np.full(n, k))) for k in range(-SHIFT_RANGE, SHIFT_RANGE + 1))
         return total / (2 * SHIFT_RANGE + 1), np.full(n, 2 * SHIFT_RANGE + 1)
@@ -70,19 +74,20 @@ def by_machine(correct, units):
     return names, np.array([correct[units == u].mean() for u in names])
 
 
-def table(sets, classify, shift_logits, threshold, top=3):
+def table(sets, classify, shift_logits, threshold, top=3, partial=None):
     """Rows of the results table: accuracy per set, calls and ms per window, consistency; and, for
     each shifted set, the paired difference to (a) on nominal with its standard error over
-    machines (windows of one machine are not independent)."""
+    machines (windows of one machine are not independent). Rows (b) and (p) only where their
+    readers are given."""
     rows, nominal_by_machine = [], None
     for key, name in METHODS:
-        if key == "noprior" and "noprior" not in shift_logits:
+        if (key == "noprior" and "noprior" not in shift_logits) or (key == "partial" and partial is None):
             continue
         row = {"method": name}
         calls_all, seconds, windows = [], 0.0, 0
         for set_name, data in sets.items():
             started = time.perf_counter()
-            probs, calls = predict(key, data, classify, shift_logits, top=top, threshold=threshold)
+            probs, calls = predict(key, data, classify, shift_logits, top=top, threshold=threshold, partial=partial)
             seconds += time.perf_counter() - started
             windows += len(data["X"])
             labels = probs.argmax(1)
@@ -122,7 +127,7 @@ def bundle_tables(data_root, bundle, noprior_bundle=None):
     """For a bundle folder (its classifier, canonicalizer and top-K threshold) and, if given, a
     no-prior bundle (row (b)), on the test sets loaded once: the results table and the
     shift-reading table, as markdown."""
-    from . import datasets
+    from . import datasets, partial
 
     torch.set_num_threads(1)
     sets = {name: datasets.load(data_root, split) for name, split in SETS.items()}
@@ -132,7 +137,7 @@ def bundle_tables(data_root, bundle, noprior_bundle=None):
     if noprior_bundle is not None and (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists():
         shift_logits["noprior"] = onnx_function(pathlib.Path(noprior_bundle) / "canonicalizer.onnx", softmax=False, threads=1)
     threshold = json.loads((bundle / "bundle.json").read_text())["thresholds"]["canonicalizer_min_p"]
-    rows = table(sets, classify, shift_logits, threshold)
+    rows = table(sets, classify, shift_logits, threshold, partial=partial.bundle_readers(bundle))
     counts = {name: len(data["X"]) for name, data in sets.items()}
     counts["machines"] = len(np.unique(sets["nominal"]["unit"]))
     return markdown(rows, counts), shift_markdown(sets, shift_logits)

@@ -12,6 +12,7 @@ bundle's canonicalizer reads k from the window, and F̂'s own shift (a resampled
 too) is read by the same canonicalizer (tried) or by FixedPose, trained with the prior on F̂ alone.
 It measures; nothing here ships in a bundle yet."""
 
+import json
 import pathlib
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from . import features, synth
-from .bundle import onnx_function
+from .bundle import export, onnx_function, sha256, torch_function
 from .datasets import SHIFTS
 from .models import REFERENCE_BIN, SHIFT_RANGE, translate
 from .report import write_section
@@ -180,12 +181,66 @@ def separated(net, X):
     return share * np.exp(X)
 
 
-def fixed_shift(pose, fixed, k):
-    """j per window: k where FixedPose scores F̂ as moved with the window (a resampled
-    recording), else 0 (the machine sped up and F stayed)."""
-    with torch.no_grad():
-        scores = pose(torch.from_numpy(np.log(fixed.mean(axis=3, keepdims=True) + LOG_FLOOR).astype(np.float32))).numpy()
-    return np.where(scores[np.arange(len(k)), k + SHIFT_RANGE] > scores[:, SHIFT_RANGE], k, 0)
+def canonical_windows(X, shift_logits, share, fixed_pose):
+    """The whole method on windows X [N, 1, F, T], as a bundle runs it (equivd's mode `partial`),
+    with its three readers as numpy functions: k from the canonicalizer's `shift_logits`;
+    F̂ = share of each bin × |X| per frame from the separator's `share` [N, F]; j from
+    `fixed_pose`'s scores of log(F̂'s time mean): k where it scores F̂ as moved with the window (a
+    resampled recording), else 0 (the machine sped up and F stayed). Returns X̃, k and j."""
+    k = shift_logits(X).argmax(1) - SHIFT_RANGE
+    fixed = share(X)[:, None, :, None] * np.exp(X)
+    scores = fixed_pose(np.log(fixed.mean(axis=3, keepdims=True) + LOG_FLOOR).astype(np.float32))
+    j = np.where(scores[np.arange(len(k)), k + SHIFT_RANGE] > scores[:, SHIFT_RANGE], k, 0)
+    return partial_translate(X, fixed, k, j), k, j
+
+
+class SharePerBin(nn.Module):
+    """The separator as a bundle ships it: the fixed share of each bin, [N, F] (equivd's runtime
+    takes one [1, n] output per model)."""
+
+    def __init__(self, separator):
+        super().__init__()
+        self.separator = separator
+
+    def forward(self, x):
+        return self.separator(x).flatten(1)
+
+
+def add_to_bundle(folder, separator, pose):
+    """Exports the separator and FixedPose into a bundle folder and records them in its
+    bundle.json (models.separator, models.fixed_pose), which gives the bundle equivd's mode
+    `partial`; returns the new bundle.json as a dict."""
+    folder = pathlib.Path(folder)
+    export(SharePerBin(separator), folder / "separator.onnx", "fixed_share")
+    export(pose, folder / "fixed_pose.onnx", "fixed_shift_logits", frames=1)
+    manifest = json.loads((folder / "bundle.json").read_text())
+    manifest["models"]["separator"] = {
+        "file": "separator.onnx", "sha256": sha256(folder / "separator.onnx"),
+        "output_kind": "share of each bin that stays at its frequency, 0..1"}
+    manifest["models"]["fixed_pose"] = {
+        "file": "fixed_pose.onnx", "sha256": sha256(folder / "fixed_pose.onnx"),
+        "output_kind": f"logits over shifts -{SHIFT_RANGE}..{SHIFT_RANGE} bins of the fixed part's time mean"}
+    (folder / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def bundle_readers(folder, threads=1):
+    """The whole method of a bundle that has the separator and FixedPose, as a numpy function of
+    windows (X̃, k, j), through onnxruntime; None for a bundle without them."""
+    folder = pathlib.Path(folder)
+    if not (folder / "separator.onnx").exists():
+        return None
+    readers = [onnx_function(folder / f"{name}.onnx", softmax=False, threads=threads)
+               for name in ("canonicalizer", "separator", "fixed_pose")]
+    return lambda X: canonical_windows(X, *readers)
+
+
+def fit(folder, work, per_class=60, steps=3000, seed=101):
+    """Trains the separator and FixedPose on generator parts of `per_class` machines per class of
+    the training split's seed, at two random speeds (no class labels), and adds them to the bundle
+    in `folder`."""
+    separator, pose = train_separator(training_parts(pathlib.Path(work) / "train", per_class, seed), steps)
+    add_to_bundle(folder, separator, pose)
 
 
 def training_parts(out, per_class, seed):
@@ -231,7 +286,8 @@ def run(bundle, work, results, per_class=8, train_per_class=60, steps=3000, seed
                 ("separator; k and F̂'s shift read by the canonicalizer (tried)",
                  partial_translate(data["X"], fixed, read, read_shift(canonicalize, np.log(fixed + LOG_FLOOR)))),
                 ("**separator; k read, F̂ moved or not by FixedPose (whole method)**",
-                 partial_translate(data["X"], fixed, read, fixed_shift(pose, fixed, read)))]
+                 canonical_windows(data["X"], canonicalize, torch_function(SharePerBin(separator), softmax=False),
+                                   torch_function(pose, softmax=False))[0])]
         for name, windows in rows:
             right = classify(windows).argmax(1) == data["y"]
             cells = [right[data["semitones"] == s].mean() * 100 for s in SHIFTS]

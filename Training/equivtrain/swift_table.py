@@ -2,8 +2,9 @@
 the same test clips that `table` evaluated, in each mode, side by side with the Python figures
 of docs/results.md.
 
-Rows: (a) vanilla, (c) canon, (d) topk with abstaining off (the Python row never abstains),
-(e) groupavg; and (b), canon with the no-prior bundle, when `models` or `canonicalizers` has written it.
+Rows: (a) vanilla, (c) canon, (d) topk and (p) partial with abstaining off (the Python rows never
+abstain), (e) groupavg; and (b), canon with the no-prior bundle, when `models` or `canonicalizers`
+has written it. `rows` reruns some of them and keeps the others' lines as they are.
 """
 
 import csv
@@ -18,7 +19,8 @@ SETS = {"nominal": "test", "speed shift": "speed", "resample shift": "resample"}
 ROWS = [("(a) frozen classifier alone", "vanilla", []),
         ("(c) + canonicalizer with prior", "canon", []),
         ("(d) (c) + top-3 fallback", "topk", ["--classifier-min-p", "0"]),
-        ("(e) group averaging over 49 shifts", "groupavg", [])]
+        ("(e) group averaging over 49 shifts", "groupavg", []),
+        ("(p) (c), moving back only what turns with the machine", "partial", ["--classifier-min-p", "0"])]
 
 
 def manifest(folder, out):
@@ -35,23 +37,40 @@ def python_figures(results_md):
     """Row prefix → [nominal, speed, resample] from the table `models` wrote."""
     figures = {}
     for line in pathlib.Path(results_md).read_text().splitlines():
-        m = re.match(r"\| (\([a-e]\)) [^|]*\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", line)
+        m = re.match(r"\| (\([a-ep]\)) [^|]*\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", line)
         if m:
             figures[m.group(1)] = [float(m.group(i)) for i in (2, 3, 4)]
     return figures
 
 
-def run(data, bundle, equivd, results_md, out, work, noprior_bundle="data/noprior-bundle"):
+def kept_lines(out, rerun):
+    """The table-swift lines already in `out` of rows not in `rerun` (row letters), by row."""
+    text = pathlib.Path(out).read_text()
+    begin, end = "<!-- table-swift -->", "<!-- /table-swift -->"
+    section = text[text.index(begin) + len(begin):text.index(end)] if begin in text and end in text else ""
+    kept = {}
+    for line in section.splitlines():
+        m = re.match(r"\| \(([a-z])\) ", line)
+        if m and m.group(1) not in rerun:
+            kept.setdefault(m.group(1), []).append(line)
+    return kept
+
+
+def run(data, bundle, equivd, results_md, out, work, noprior_bundle="data/noprior-bundle", rows=None):
     work = pathlib.Path(work)
     work.mkdir(parents=True, exist_ok=True)
     manifests = {name: manifest(pathlib.Path(data) / folder, work / f"{folder}.csv") for name, folder in SETS.items()}
     python = python_figures(results_md)
-    rows = [(title, mode, extra, bundle) for title, mode, extra in ROWS]
+    table = [(title, mode, extra, bundle) for title, mode, extra in ROWS]
     if (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists():
-        rows.insert(1, ("(b) + canonicalizer, no prior", "canon", [], str(noprior_bundle)))
+        table.insert(1, ("(b) + canonicalizer, no prior", "canon", [], str(noprior_bundle)))
+    kept = kept_lines(out, rows) if rows else {}
     lines = ["| method | set | Python (onnxruntime) | Swift (`equivd replay`) | difference | windows | Swift ms / window |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for title, mode, extra, bundle in rows:
+    for title, mode, extra, bundle in table:
+        if title[1] in kept:
+            lines += kept[title[1]]
+            continue
         for i, (name, path) in enumerate(manifests.items()):
             report = work / f"{title[:3].strip('()')}-{mode}-{SETS[name]}.json"
             subprocess.run([equivd, "replay", str(path), "--bundle", bundle, "--mode", mode, "--quiet",

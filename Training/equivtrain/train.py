@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import bundle, datasets, progress, report, synth
+from . import bundle, datasets, partial, progress, report, synth
 from .models import SHIFT_RANGE, Canonicalizer, Classifier, classifier_from_onnx, translate
 
 
@@ -308,7 +308,8 @@ def train_canonicalizers(data_root, out, table, seed=1, canon_epochs=20, noprior
     """For the frozen classifier in `out`/classifier.onnx: the canonicalizer with the prior (no
     labels), calibration and bundle.json; the no-prior canonicalizer (task loss through the
     classifier) as row (b)'s bundle; then the results table. `provenance` defaults to the
-    classifier's, from the bundle.json already there."""
+    classifier's, from the bundle.json already there. The separator and FixedPose (mode `partial`,
+    row (p)) are trained on the training seed's machines and added before the table."""
     torch.set_num_threads(2)
     out = pathlib.Path(out)
     classifier_onnx = out / "classifier.onnx"
@@ -325,6 +326,7 @@ def train_canonicalizers(data_root, out, table, seed=1, canon_epochs=20, noprior
                                   classifier=classifier_from_onnx(classifier_onnx, len(synth.CLASSES)))
     write_noprior_bundle(noprior, out, noprior_out, noprior_epochs, seed)
     torch.save({"prior": prior.state_dict(), "noprior": noprior.state_dict()}, pathlib.Path(data_root) / "canonicalizers.pt")
+    partial.fit(out, pathlib.Path(data_root) / "partial", seed=datasets.SPLITS["train"][2])
     report.write_table(data_root, out, noprior_out, table)
 
 

@@ -55,9 +55,20 @@ def canonicalizer(offset_bins):
     return logits
 
 
-def rows(shift_logits):
+def rows(shift_logits, partial=None):
     sets = {"nominal": dataset([0]), "speed": dataset([-6, 0, 6]), "resample": dataset([-3, 3])}
-    return {r["method"][:3]: r for r in evaluate.table(sets, classify, shift_logits, threshold=0.5)}
+    return {r["method"][:3]: r for r in evaluate.table(sets, classify, shift_logits, threshold=0.5, partial=partial)}
+
+
+def test_row_p_runs_only_with_its_readers_and_with_nothing_fixed_is_row_c():
+    from equivtrain.partial import canonical_windows
+    assert "(p)" not in rows({"prior": canonicalizer(0)})
+    nothing_fixed = lambda X: np.zeros((len(X), BINS), dtype=np.float32)  # noqa: E731
+    stayed = lambda L: np.eye(2 * SHIFT_RANGE + 1, dtype=np.float32)[np.full(len(L), SHIFT_RANGE)]  # noqa: E731
+    r = rows({"prior": canonicalizer(0)}, partial=lambda X: canonical_windows(X, canonicalizer(0), nothing_fixed, stayed))
+    for name in ("nominal", "speed", "resample"):
+        assert r["(p)"][name] == r["(c)"][name] == 100.0
+    assert r["(p)"]["calls"] == 1.0
 
 
 def test_rows_a_b_c_and_the_oracle_on_a_problem_with_known_answers():
