@@ -7,7 +7,7 @@ CC_BENCH ?= $(dir $(shell command -v $(SWIFT)))clang
 PYTHON := .venv/bin/python
 RELEASE_BIN := .build/release
 
-.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-conv bench-model bench-resample bench-resamplers bench-service bench-fleet bench-replay deb test-package canonicalizers table table-swift real-table partial-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
+.PHONY: run test deps deps-torch build build-debug swift-test python-test conv-c-test memcheck bench bench-conv bench-model bench-resample bench-resamplers bench-service bench-fleet bench-replay bench-partial deb test-package canonicalizers fixed-part table table-swift real-table partial-table soak sanitize fuzz libfuzzer libfuzzer-short fixtures models samples onnx-proto clean
 
 run: deps build
 	$(RELEASE_BIN)/equivd replay Samples/labels.csv --bundle Models
@@ -112,6 +112,10 @@ bench-fleet: deps build
 bench-replay: deps build
 	$(PYTHON) bench/replay_bench.py --equivd $(RELEASE_BIN)/equivd
 
+# What mode partial costs beyond canon, in classifier calls (equivd replay pinned to one core).
+bench-partial: deps build
+	$(PYTHON) bench/partial_bench.py --equivd $(RELEASE_BIN)/equivd
+
 # Real recordings nobody here made (Debian's GM soundfonts rendered by fluidsynth at set-up, and
 # their resample-shifted copies): YAMNet frozen with a canonicalizer byod trains without labels,
 # and a classifier byod trains on equivd's features, through equivd replay, into
@@ -148,7 +152,8 @@ onnx-proto:
 	scripts/gen-onnx-proto.sh
 
 # The default bundle (Models/), row (b)'s bundle, docs/results.md and Samples/, all from the seed
-# (about 45 minutes on 2 cores, from its parts: data 10, classifier 6, canonicalizers 7, table 20).
+# (about 53 minutes on 2 cores, from its parts: data 10, classifier 6, canonicalizers 7, fixed part 8,
+# table 22).
 models: deps-torch build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain models --data data --out Models --table docs/results.md
 	PYTHONPATH=Training $(PYTHON) -m equivtrain samples --out Samples
@@ -158,14 +163,20 @@ table: deps build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain table
 
 # Both canonicalizers again for the frozen classifier in Models/ (with prior: the bundle; without:
-# row (b)'s bundle in data/noprior-bundle), then the table (about 30 minutes; `make models` ends so).
+# row (b)'s bundle in data/noprior-bundle), the fixed part (mode partial), then the table (about 40
+# minutes; `make models` ends so).
 canonicalizers: deps-torch build
 	PYTHONPATH=Training $(PYTHON) -m equivtrain canonicalizers
 
 # The results table again through equivd replay, side by side in docs/results.md (about 30 minutes;
-# needs the test sets and Python figures of `make table` or `make models`).
+# needs the test sets and Python figures of `make table` or `make models`). ROWS=p reruns row (p) only.
 table-swift: deps build
-	PYTHONPATH=Training $(PYTHON) -m equivtrain table-swift --equivd $(RELEASE_BIN)/equivd
+	PYTHONPATH=Training $(PYTHON) -m equivtrain table-swift --equivd $(RELEASE_BIN)/equivd $(if $(ROWS),--rows $(ROWS))
+
+# The separator and FixedPose of mode `partial` (row (p)), added to Models/ (about 8 minutes;
+# `canonicalizers` and `models` end so).
+fixed-part: deps-torch build
+	PYTHONPATH=Training $(PYTHON) -m equivtrain fixed-part --bundle Models
 
 # Speed shift with only the rotation-locked part translated back: the ceilings and estimates of the
 # fixed part, measured on 8 paired machines per class (about 10 minutes; docs/results.md).

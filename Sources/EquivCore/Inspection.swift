@@ -14,7 +14,8 @@ public struct Inspection: Sendable {
     public let thresholds: Recognizer.Thresholds
     public let bins: Int, frames: Int, rangeBins: Int
     /// Log band values, bins × frames row-major (bin 0 lowest): as heard, and with
-    /// `decision.shiftBins` undone (what an equivd-spectrogram classifier is given).
+    /// `decision.shiftBins` undone (what an equivd-spectrogram classifier is given; in mode
+    /// `partial`, on what turns with the machine only).
     public let received: [Float]
     public let canonicalized: [Float]
     /// The canonicalizer's probability of each shift −rangeBins…rangeBins; empty when it did not
@@ -54,6 +55,9 @@ public struct Inspection: Sendable {
             case .vanilla: return "mode vanilla: the classifier alone, no shift undone"
             case .groupavg: return "mode groupavg: the classifier averaged over all \(d.classifiedShifts.count) shifts"
             case .canon: return "mode canon: the canonicalizer's most probable shift, p \(f(canonP)), undone; no thresholds"
+            case .partial:
+                let fixed = d.fixedShiftBins == 0 && d.shiftBins != 0 ? "the part that stays at its frequency left in place" : "the fixed part moved back with it"
+                return "mode partial: the canonicalizer's most probable shift, p \(f(canonP)), undone, \(fixed); classifier max p \(f(d.probability)) ≥ classifier_min_p \(f(thresholds.classifierMinP))"
             case .topk:
                 return "canonicalizer max p \(f(canonP)) ≥ canonicalizer_min_p \(f(thresholds.canonicalizerMinP)); classifier max p \(f(d.probability)) ≥ classifier_min_p \(f(thresholds.classifierMinP))"
             }

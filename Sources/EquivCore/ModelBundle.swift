@@ -94,6 +94,10 @@ public struct ModelBundle: Sendable {
     public let manifest: BundleManifest
     public let classifier: ONNXModel
     public let canonicalizer: ONNXModel
+    /// The readers of the part of a window that stays at its frequency (mode `partial`,
+    /// docs/architecture.md §9): the share of each bin that is fixed, and how far that part moved.
+    /// A bundle has both or neither.
+    public let fixedPart: (separator: ONNXModel, pose: ONNXModel)?
 
     public init(directory: String, frontEnd: FrontEndParameters) throws(BundleError) {
         let manifestPath = (directory as NSString).appendingPathComponent("bundle.json")
@@ -137,7 +141,17 @@ public struct ModelBundle: Sendable {
         }
         let classifier = try model("classifier")
         let canonicalizer = try model("canonicalizer")
-        for (role, m) in [("classifier", classifier), ("canonicalizer", canonicalizer)] where m.inputNames.count != 1 {
+        var roles = [("classifier", classifier), ("canonicalizer", canonicalizer)]
+        switch (manifest.models["separator"], manifest.models["fixed_pose"]) {
+        case (nil, nil): fixedPart = nil
+        case (_?, nil): throw fail("models.fixed_pose", "missing (a bundle with models.separator needs it)")
+        case (nil, _?): throw fail("models.separator", "missing (a bundle with models.fixed_pose needs it)")
+        case (_?, _?):
+            let part = (separator: try model("separator"), pose: try model("fixed_pose"))
+            roles += [("separator", part.separator), ("fixed_pose", part.pose)]
+            fixedPart = part
+        }
+        for (role, m) in roles where m.inputNames.count != 1 {
             throw fail("models.\(role)", "must have exactly one input, has \(m.inputNames)")
         }
         self.directory = directory

@@ -19,6 +19,10 @@ public struct Decision: Sendable, Equatable {
     /// sounded higher than nominal).
     public let shiftBins: Int
     public let shiftSemitones: Double
+    /// Mode `partial` only: the shift undone on the part that stays at its frequency (0 when it
+    /// stayed, `shiftBins` when it moved with the rest).
+    public let fixedShiftBins: Int?
+    public let fixedShiftSemitones: Double?
     /// Canonicalizer confidence: max p, the margin between the top two, and the entropy (nats).
     public let canonConfidence: Float
     public let canonMargin: Float
@@ -67,6 +71,8 @@ public final class Recognizer {
     /// is faster here than one batched call (batch 3: 1.94 ms against 3 × 0.59; batch 49: 35 ms
     /// against 49 × 0.59).
     private let classifier: InferenceSession
+    /// Mode `partial` only.
+    private let fixedPart: FixedPartCanonicalizer?
     private let feed: ClassifierFeed
     private let activation: OutputMap.Activation
     /// For each class, in `classes` order, the classifier outputs it gathers.
@@ -124,6 +130,23 @@ public final class Recognizer {
             bundle.classifier, "classifier", shape: input.shape(bins: bins, frames: frames),
             outputs: { n in entry?.output == nil ? n == m.classes.count : n >= 1 },
             expected: entry?.output == nil ? "[[1, \(m.classes.count)]] (one per class)" : "one [1, n] output")
+        if mode == .partial {
+            guard let part = bundle.fixedPart else {
+                throw BundleError(
+                    path: manifestPath, field: "models.separator",
+                    reason: "missing: mode partial needs a bundle with a separator and FixedPose (equivtrain fixed-part)")
+            }
+            guard input == .equivdSpectrogram else {
+                throw BundleError(path: manifestPath, field: "models.classifier.input", reason: "mode partial needs a classifier of equivd's spectrogram")
+            }
+            fixedPart = FixedPartCanonicalizer(
+                separator: try plan(part.separator, "separator", shape: [1, 1, bins, frames], outputs: { $0 == bins }, expected: "[[1, \(bins)]]"),
+                pose: try plan(part.pose, "fixed_pose", shape: [1, 1, bins, 1], outputs: { $0 == 2 * m.shift.rangeBins + 1 },
+                               expected: "[[1, \(2 * m.shift.rangeBins + 1)]]"),
+                bins: bins, frames: frames, range: range, floor: m.frontEnd.logFloor)
+        } else {
+            fixedPart = nil
+        }
         let outputCount = classifier.outputs[0].shape[1]
         do {
             try map.validate(labels: classes, outputs: outputCount, field: "models.classifier.output")
@@ -177,7 +200,7 @@ public final class Recognizer {
             let shifts = Array(-range...range)
             average(window, audio: audio, shifts: shifts, weights: .init(repeating: 1 / Float(shifts.count), count: shifts.count))
             return result(shift: 0, canon: (1, 1, 0), fallback: .none, shifts: shifts)
-        case .canon, .topk:
+        case .canon, .topk, .partial:
             _ = canonicalizer.inputs[0].buffer.update(fromContentsOf: window)
             canonicalizer.run()
             let p = shiftProbabilities
@@ -194,9 +217,16 @@ public final class Recognizer {
                 let fallback: Fallback = maxProbability() < thresholds.classifierMinP ? .abstain : .topk
                 return result(shift: shift, canon: canon, fallback: fallback, shifts: shifts)
             }
-            runClassifier(on: window, audio: audio, shift: shift)
-            let fallback: Fallback = mode == .topk && maxProbability() < thresholds.classifierMinP ? .abstain : .none
-            return result(shift: shift, canon: canon, fallback: fallback, shifts: [shift])
+            var fixedShift: Int?
+            if let fixedPart {
+                fixedShift = fixedPart.canonicalize(window, shift: shift, into: classifier.inputs[0].buffer)
+                classifier.run()
+                classProbabilities(UnsafeBufferPointer(classifier.outputs[0].buffer))
+            } else {
+                runClassifier(on: window, audio: audio, shift: shift)
+            }
+            let fallback: Fallback = mode != .canon && maxProbability() < thresholds.classifierMinP ? .abstain : .none
+            return result(shift: shift, canon: canon, fallback: fallback, shifts: [shift], fixedShift: fixedShift)
         }
     }
 
@@ -205,10 +235,12 @@ public final class Recognizer {
     /// the model's own input before and after, and why the fallback was taken (`equivd inspect`).
     public func inspect(_ window: UnsafeBufferPointer<Float>, audio: UnsafeBufferPointer<Float> = .init(start: nil, count: 0)) -> Inspection {
         let decision = decide(window, audio: audio)
-        let canonicalizerRan = decision.fallback != .idle && (mode == .canon || mode == .topk)
+        let canonicalizerRan = decision.fallback != .idle && [.canon, .topk, .partial].contains(mode)
         let shifts = canonicalizerRan ? Array(shiftProbabilities) : []
         let received = Array(window)
-        let canonicalized = Inspection.canonicalized(received, bins: bins, frames: frames, shift: decision.shiftBins)
+        let canonicalized = decision.fixedShiftBins == nil
+            ? Inspection.canonicalized(received, bins: bins, frames: frames, shift: decision.shiftBins)
+            : Array(classifier.inputs[0].buffer)
         var modelInput: Inspection.ModelInput?
         if feed.audioSamplesNeeded > 0 {
             modelInput = .init(
@@ -274,22 +306,23 @@ public final class Recognizer {
 
     private func maxProbability() -> Float { probabilities.max() ?? 0 }
 
-    private func result(shift: Int, canon: (Float, Float, Float), fallback: Fallback, shifts: [Int]) -> Decision {
+    private func result(shift: Int, canon: (Float, Float, Float), fallback: Fallback, shifts: [Int], fixedShift: Int? = nil) -> Decision {
         let best = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
         return decision(label: fallback == .abstain ? nil : classes[best], probability: probabilities[best], shift: shift,
-                        canon: canon, fallback: fallback, shifts: shifts, classify: true)
+                        canon: canon, fallback: fallback, shifts: shifts, classify: true, fixedShift: fixedShift)
     }
 
     private func decision(
         label: String?, probability: Float, shift: Int, canon: (Float, Float, Float), fallback: Fallback, shifts: [Int],
-        classify: Bool
+        classify: Bool, fixedShift: Int? = nil
     ) -> Decision {
         let top = classify
             ? probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.map { Decision.RankedClass(label: classes[$0], probability: probabilities[$0]) }
             : []
         return Decision(
             label: label, probability: probability, top: top, shiftBins: shift,
-            shiftSemitones: Double(shift) / Double(manifest.shift.binsPerSemitone),
+            shiftSemitones: Double(shift) / Double(manifest.shift.binsPerSemitone), fixedShiftBins: fixedShift,
+            fixedShiftSemitones: fixedShift.map { Double($0) / Double(manifest.shift.binsPerSemitone) },
             canonConfidence: canon.0, canonMargin: canon.1, canonEntropy: canon.2, fallback: fallback, classifiedShifts: shifts)
     }
 }

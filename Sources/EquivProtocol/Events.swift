@@ -96,6 +96,10 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
     public var top: [Candidate]
     /// The canonicalizer's speed reading: how far the input sits from the canonical pitch.
     public var shiftSemitones: Double
+    /// Mode `partial` only (else nil): how far the part that stays at its frequency was moved back;
+    /// 0 when it stayed (the machine changed speed), `shiftSemitones` when it moved with the rest
+    /// (the recording was resampled).
+    public var fixedShiftSemitones: Double?
     /// Canonicalizer max-p, top-2 margin and entropy (nats) of its shift distribution.
     public var canonConfidence: Double
     public var canonMargin: Double
@@ -118,7 +122,7 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         seq: Int, source: String, streamStart: Double, streamEnd: Double, wallStart: Double, wallEnd: Double,
         label: String?, p: Double, top: [Candidate], shiftSemitones: Double, canonConfidence: Double,
         canonMargin: Double, canonEntropy: Double, fallback: Fallback, classifierCalls: Int, latencyMs: Double,
-        gapBeforeMs: Double = 0, clip: String? = nil, run: String? = nil
+        gapBeforeMs: Double = 0, clip: String? = nil, run: String? = nil, fixedShiftSemitones: Double? = nil
     ) {
         self.seq = seq
         self.source = source
@@ -130,6 +134,7 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         self.p = p
         self.top = top
         self.shiftSemitones = shiftSemitones
+        self.fixedShiftSemitones = fixedShiftSemitones
         self.canonConfidence = canonConfidence
         self.canonMargin = canonMargin
         self.canonEntropy = canonEntropy
@@ -142,11 +147,11 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case type, v, seq, source, streamStart, streamEnd, wallStart, wallEnd, label, p, top, shiftSemitones
+        case type, v, seq, source, streamStart, streamEnd, wallStart, wallEnd, label, p, top, shiftSemitones, fixedShiftSemitones
         case canonConfidence, canonMargin, canonEntropy, fallback, classifierCalls, latencyMs, gapBeforeMs, clip, run
     }
 
-    /// Like the synthesized one, but `label`, `clip` and `run` are always present (null when
+    /// Like the synthesized one, but `label`, `fixed_shift_semitones`, `clip` and `run` are always present (null when
     /// absent), so every prediction has the same keys.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -162,6 +167,7 @@ public struct PredictionEvent: Codable, Sendable, Equatable {
         try c.encode(p, forKey: .p)
         try c.encode(top, forKey: .top)
         try c.encode(shiftSemitones, forKey: .shiftSemitones)
+        try c.encode(fixedShiftSemitones, forKey: .fixedShiftSemitones)
         try c.encode(canonConfidence, forKey: .canonConfidence)
         try c.encode(canonMargin, forKey: .canonMargin)
         try c.encode(canonEntropy, forKey: .canonEntropy)

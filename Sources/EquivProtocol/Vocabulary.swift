@@ -25,4 +25,8 @@ public enum RecognitionMode: String, Codable, Sendable, CaseIterable {
     case topk
     /// The classifier averaged over every shift (the group-averaging baseline).
     case groupavg
+    /// The canonical pose for what turns with the machine only: the part of the window that stays
+    /// at its frequency is left in place, unless it moved too (a resampled recording); abstain when
+    /// the classifier is unsure. Needs a bundle with a separator and FixedPose.
+    case partial
 }

@@ -53,6 +53,7 @@ extension PredictionEvent {
             shiftSemitones: d.shiftSemitones, canonConfidence: Double(d.canonConfidence),
             canonMargin: Double(d.canonMargin), canonEntropy: Double(d.canonEntropy),
             fallback: d.fallback, classifierCalls: d.classifierCalls, latencyMs: latencyMs,
-            gapBeforeMs: Double(w.gapBefore) * 1000 / Double(rate), clip: clip, run: run)
+            gapBeforeMs: Double(w.gapBefore) * 1000 / Double(rate), clip: clip, run: run,
+            fixedShiftSemitones: d.fixedShiftSemitones)
     }
 }

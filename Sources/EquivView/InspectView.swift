@@ -25,7 +25,9 @@ public struct InspectView {
             role: "received", title: "as received")
         let canonical = try Figures.spectrogram(
             i.canonicalized, bins: i.bins, frames: i.frames, lo: lo, hi: hi, frontEnd: frontEnd, startTime: startTime,
-            role: "canonicalized", title: String(format: "canonicalized (shift %+d bins undone)", d.shiftBins))
+            role: "canonicalized",
+            title: d.fixedShiftBins.map { String(format: "canonicalized (shift %+d bins undone; the fixed part's %+d)", d.shiftBins, $0) }
+                ?? String(format: "canonicalized (shift %+d bins undone)", d.shiftBins))
         let wrong = expected != nil && d.fallback != .idle && d.label != expected
         let verdictClass = d.fallback == .abstain ? "abstain" : wrong ? "wrong" : "ok"
         var out = """

@@ -34,7 +34,7 @@ struct Inspect: ParsableCommand {
     @Option(name: .long, help: "Model bundle folder.")
     var bundle = "Models"
 
-    @Option(name: .long, help: "vanilla, canon, topk (the service) or groupavg.")
+    @Option(name: .long, help: "vanilla, canon, topk (the service), groupavg or partial (a bundle with a separator).")
     var mode: RecognitionMode = .topk
 
     @Option(name: .long, help: ArgumentHelp("Write the page here.", valueName: "out.html"))

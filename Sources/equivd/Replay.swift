@@ -21,7 +21,7 @@ struct Replay: ParsableCommand {
     @Option(name: .long, help: "Model bundle folder.")
     var bundle = "Models"
 
-    @Option(name: .long, help: "vanilla, canon, topk (the service) or groupavg.")
+    @Option(name: .long, help: "vanilla, canon, topk (the service), groupavg or partial (a bundle with a separator).")
     var mode: RecognitionMode = .topk
 
     @Flag(name: .long, help: "One JSON object per window (the socket's prediction events) instead of a table.")

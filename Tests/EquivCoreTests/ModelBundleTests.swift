@@ -127,6 +127,33 @@ import Testing
         }
     }
 
+    /// models of a bundle.json, as a dictionary to edit.
+    func models(_ json: inout [String: Any], _ edit: (inout [String: Any]) -> Void) {
+        var models = json["models"] as! [String: Any]
+        edit(&models)
+        json["models"] = models
+    }
+
+    @Test("mode partial needs the separator and FixedPose, both or neither, each named when missing")
+    func fixedPartPair() throws {
+        let bundle = try ModelBundle(directory: Self.models, frontEnd: FrontEndParameters())
+        #expect(bundle.fixedPart != nil)
+        _ = try Recognizer(bundle: bundle, mode: .partial)
+        let lone = try #require(refusal(copy { json in models(&json) { $0["fixed_pose"] = nil } }))
+        #expect(lone.field == "models.fixed_pose" && "\(lone)".contains("models.separator needs it"), "\(lone)")
+        let neither = try copy { json in models(&json) { $0["fixed_pose"] = nil; $0["separator"] = nil } }
+        defer { try? FileManager.default.removeItem(atPath: neither) }
+        let plain = try ModelBundle(directory: neither, frontEnd: FrontEndParameters())
+        #expect(plain.fixedPart == nil)
+        _ = try Recognizer(bundle: plain, mode: .topk)
+        do {
+            _ = try Recognizer(bundle: plain, mode: .partial)
+            Issue.record("mode partial planned without a separator")
+        } catch {
+            #expect(error.field == "models.separator" && "\(error)".contains("mode partial"), "\(error)")
+        }
+    }
+
     @Test("an output map naming an output the model lacks, or leaving a class out, is refused naming it")
     func outputMapFields() throws {
         let classes = try ModelBundle(directory: Self.models, frontEnd: FrontEndParameters()).manifest.classes
