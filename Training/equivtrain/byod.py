@@ -33,6 +33,11 @@ CANON_EPOCHS, CANON_FLOOR = 20, 1500
 STEPS_CAP = 30000
 # Resampled copies of each recording the canonicalizer also trains (and stops early) on.
 RESAMPLED_COPIES = 4
+# The separator and FixedPose of mode `partial` (docs/architecture.md §9) are trained from the
+# machines (manifest column `machine`) recorded at speeds at least this many bins apart, as the
+# canonicalizer reads them (2 bins: a semitone), for this many steps each.
+MIN_SPEED_SPREAD_BINS = 2
+FIXED_PART_STEPS = 3000
 BINS_PER_SEMITONE = 2  # equivd's front end (bundle.json front_end.bins_per_semitone)
 
 
@@ -100,6 +105,33 @@ def resampled_set(copies, progress_label):
     return {"X": np.concatenate(X)[:, None].astype(np.float32), "j": np.concatenate(j)}
 
 
+def fixed_part_set(windows, keep, idx, machines, shift_logits):
+    """The separator's training windows from unlabelled recordings of one machine at several
+    speeds: what stays at its frequency is in all of them, so the per-bin minimum over a machine's
+    recordings of the time-mean magnitude (equivtrain.partial.history_minimum) stands in for the
+    generator's fixed part, F, of each of its windows. Machines (files `idx`) whose recordings the
+    canonicalizer reads less than MIN_SPEED_SPREAD_BINS apart are left out. Returns {"X", "F"}
+    (None when no machine qualifies) and the machines used."""
+    files = {}
+    for i in idx:
+        if machines[i] and keep[i].any():
+            files.setdefault(machines[i], []).append(i)
+    X, F, used = [], [], []
+    for machine, mine in sorted(files.items()):
+        kept = [windows[i][keep[i]][:, None] for i in mine]
+        speeds = [np.median(shift_logits(x).argmax(1)) for x in kept]
+        if len(mine) < 2 or max(speeds) - min(speeds) < MIN_SPEED_SPREAD_BINS:
+            continue
+        fixed = np.log(np.min([np.exp(x).mean(axis=(0, 3)) for x in kept], axis=0))   # [1, bins]
+        for x in kept:
+            X.append(x)
+            F.append(np.broadcast_to(fixed[None, :, :, None], x.shape))
+        used.append(machine)
+    if not used:
+        return None, used
+    return {"X": np.concatenate(X), "F": np.concatenate(F).astype(np.float32)}, used
+
+
 def _steps(given, floor, n_windows, what):
     from . import train
     if given:
@@ -113,15 +145,17 @@ def _steps(given, floor, n_windows, what):
 
 def build(manifest, out, classifier=None, classes=None, train_classifier=False, steps=None, canon_steps=None,
           eval_every=100, patience=10, strict=False, seed=0, input_spec=None, label_map=None, activation="softmax",
-          resampled_copies_per_file=RESAMPLED_COPIES):
+          resampled_copies_per_file=RESAMPLED_COPIES, fixed_part_steps=FIXED_PART_STEPS):
     """Bring your own data: a canonicalizer (prior only: labels not needed) and, if asked, a
     classifier, from a folder of audio files listed in a manifest CSV (path[,label]); or a
     canonicalizer for your own frozen classifier ONNX (`classifier`), which may have an input of
-    its own (`input_spec`, a JSON file) and an output map onto labels (`label_map`). Writes a
-    bundle; returns its bundle.json as a dict."""
+    its own (`input_spec`, a JSON file) and an output map onto labels (`label_map`). A `machine`
+    column naming recordings of one machine at several speeds also gives the bundle mode
+    `partial`'s separator and FixedPose (no labels needed). Writes a bundle; returns its
+    bundle.json as a dict."""
     import torch
 
-    from . import bundle, train
+    from . import bundle, partial, train
     torch.set_num_threads(2)
     manifest = pathlib.Path(manifest)
     with open(manifest) as f:
@@ -252,6 +286,24 @@ def build(manifest, out, classifier=None, classes=None, train_classifier=False, 
                                                              resampled_val=resampled_val)
     provenance["canonicalizer"] = (f"prior: {figures['steps_run']} of {n} steps, best at step {figures['best_step']}"
                                    + (f", {resampled_copies_per_file} resampled copies a file" if resampled else ""))
+    fixed_part = None
+    if "machine" in rows[0]:
+        machines = [r["machine"] for r in rows]
+        data, used = fixed_part_set(windows, keep, train_idx, machines, bundle.torch_function(canonicalizer, softmax=False))
+        skipped = None
+        if data is None:
+            skipped = (f"no machine in the manifest's machine column has training recordings whose speeds differ by "
+                       f"{MIN_SPEED_SPREAD_BINS} bins or more (MIN_SPEED_SPREAD_BINS): mode partial not built")
+        elif own_input:
+            skipped = "mode partial needs a classifier of equivd's spectrogram: its separator is not built"
+        if skipped:
+            warn(skipped)
+            checks.append(skipped)
+        else:
+            print(f"separator and FixedPose from {len(used)} machines at several speeds ({len(data['X'])} windows), "
+                  f"{fixed_part_steps} steps each", flush=True)
+            fixed_part = partial.train_separator(data, fixed_part_steps, seed=seed)
+            provenance["fixed_part"] = f"{len(used)} machines at several speeds, {fixed_part_steps} steps each"
 
     # Calibration on the validation windows. A classifier with an input of its own runs on the
     # clips' own audio at nominal speed, one patch per kept window.
@@ -295,6 +347,8 @@ def build(manifest, out, classifier=None, classes=None, train_classifier=False, 
         late.append(f"canonicalizer shift accuracy {shift_exact:.3f} is poor: below MIN_SHIFT_EXACT = {MIN_SHIFT_EXACT}")
     written = bundle.write(out, classifier, canonicalizer, classes, thresholds, provenance,
                            input=spec, output=output)
+    if fixed_part is not None:
+        written = partial.add_to_bundle(out, *fixed_part)
     print(f"{out}: bundle for {len(classes)} classes from {len(paths)} files", flush=True)
     for text in late:
         warn(text)

@@ -8,6 +8,7 @@ without windows is a clear error, a too-small validation split is a warning (an 
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -283,3 +284,39 @@ def test_resampled_copies_are_the_group_action_and_score_early_stopping(tmp_path
     assert "windows of resampled validation recordings: shift exact" in done.stdout
     calibration = json.loads((tmp_path / "bundle" / "bundle.json").read_text())["thresholds"]["calibration"]
     assert calibration["resampled_windows"] > 0 and 0 <= calibration["resampled_shift_accuracy"] <= 1
+
+
+def test_machines_at_several_speeds_give_the_bundle_mode_partial(tmp_path):
+    """A manifest whose machine column names each machine at −6, 0 and +6 semitones of speed (no
+    labels needed for this part) adds the separator and FixedPose; equivd runs the bundle in mode
+    partial. The same machines at one speed each are refused that part, with a warning."""
+    subprocess.run([sys.executable, "-m", "equivtrain", "generate", "--out", str(tmp_path / "clips"), "--per-class", "1",
+                    "--seconds", "2", "--shifts=-6,0,6"], check=True, capture_output=True)
+    manifest = tmp_path / "clips" / "manifest.csv"
+    done = byod("--manifest", manifest, "--out", tmp_path / "bundle", "--train-classifier", *FAST,
+                "--fixed-part-steps", 2, "--resampled-copies", 0)
+    assert done.returncode == 0, done.stderr
+    models = json.loads((tmp_path / "bundle" / "bundle.json").read_text())["models"]
+    assert {"separator", "fixed_pose"} <= set(models), models
+    replayed = subprocess.run([features.equivd_binary(), "replay", str(tmp_path / "clips"), "--bundle",
+                               str(tmp_path / "bundle"), "--mode", "partial", "--json"], capture_output=True, text=True)
+    assert replayed.returncode == 0, replayed.stderr
+    events = [json.loads(line) for line in replayed.stdout.splitlines()]
+    assert any(e["type"] == "prediction" and e["fixed_shift_semitones"] is not None for e in events)
+
+    with open(manifest) as f:
+        rows = [r for r in csv.DictReader(f) if r["semitones"] == "0"]
+    one_speed = tmp_path / "clips" / "one-speed.csv"
+    with open(one_speed, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:   # each machine three times at one speed (one goes to validation)
+            w.writerow(r)
+            for copy in ("again", "third"):
+                shutil.copyfile(tmp_path / "clips" / r["path"], tmp_path / "clips" / f"{copy}-{r['path']}")
+                w.writerow(dict(r, path=f"{copy}-{r['path']}"))
+    done = byod("--manifest", one_speed, "--out", tmp_path / "plain", "--train-classifier", *FAST,
+                "--fixed-part-steps", 2, "--resampled-copies", 0)
+    assert done.returncode == 0, done.stderr
+    assert "mode partial not built" in done.stderr
+    assert "separator" not in json.loads((tmp_path / "plain" / "bundle.json").read_text())["models"]
