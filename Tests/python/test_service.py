@@ -242,14 +242,14 @@ context_seconds = 0.5
         self.notify.sock.close()
 
 
-def looping_daemon(folder, sock, sample="gear-nominal.wav", speed=1, extra="", wrapper=()):
-    """`equivd run` playing a bundled sample in a loop at `speed`× real time on socket `sock`,
-    configured by a file in `folder` (readable by anyone, for the tests that switch users);
-    `extra` adds settings (TOML keys after [socket], or further sections); `wrapper` runs it under
-    another command."""
+def looping_daemon(folder, sock, sample="gear-nominal.wav", speed=1, extra="", wrapper=(), mode="topk"):
+    """`equivd run` playing a bundled sample (or any audio file) in a loop at `speed`× real time in
+    `mode` on socket `sock`, configured by a file in `folder` (readable by anyone, for the tests
+    that switch users); `extra` adds settings (TOML keys after [socket], or further sections);
+    `wrapper` runs it under another command."""
     config = pathlib.Path(folder) / "loop.toml"
     config.write_text(f'[source]\nkind = "file"\nfile = "{ROOT / "Samples" / sample}"\nloop = true\nspeed = {speed}\n'
-                      f'[model]\nbundle = "{ROOT / "Models"}"\n[socket]\npath = "{sock}"\n{extra}')
+                      f'[model]\nbundle = "{ROOT / "Models"}"\nmode = "{mode}"\n[socket]\npath = "{sock}"\n{extra}')
     config.chmod(0o644)
     return subprocess.Popen([*wrapper, EQUIVD, "run", "--config", str(config)])
 
@@ -290,6 +290,35 @@ def test_live_service_end_to_end(tmp_path, kernel):
             speed /= 2
         finally:
             s.stop()
+
+
+def test_live_mode_partial_publishes_what_replay_decides(tmp_path):
+    """Mode partial keeps nothing from one window to the next, so live capture decides each window
+    as replay of the same audio does, the fixed part's shift included."""
+    wav = tmp_path / "input.wav"
+    write_wav(wav, np.concatenate([read_wav(ROOT / "Samples" / name) for name in SEGMENTS]))
+    replayed = subprocess.run([EQUIVD, "replay", str(wav), "--json", "--mode", "partial"], check=True, capture_output=True,
+                              text=True).stdout
+    expected = [e for e in map(json.loads, replayed.splitlines()) if e["type"] == "prediction"]
+    sock = tmp_path / "s.sock"
+    daemon = looping_daemon(tmp_path, sock, wav, speed=2, mode="partial")
+    try:
+        wait_until(sock.exists, 60, "the socket")
+        tail, lines = tail_json(sock)
+        wait_until(lambda: any(p["seq"] >= len(expected) for p in lines.of("prediction")), 60, "one pass of the file")
+        tail.terminate()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    compared = 0
+    for p in lines.of("prediction"):
+        if p["seq"] < len(expected) - 1:   # the last window of a pass may reach into the next one
+            e = expected[p["seq"]]
+            assert (p["label"], p["fallback"], p["shift_semitones"], p["fixed_shift_semitones"]) == \
+                (e["label"], e["fallback"], e["shift_semitones"], e["fixed_shift_semitones"]), f"window {p['seq']}"
+            assert abs(p["p"] - e["p"]) < 1e-4
+            compared += 1
+    assert compared >= len(expected) - 4 and all(e["fixed_shift_semitones"] is not None for e in expected)
 
 
 def check_live_service(s, expected, lines):
