@@ -66,7 +66,7 @@ import Testing
     @Test(arguments: [
         ("[socket]\npath = \"/x\"\npaht = \"/y\"\n", "t.toml:3: socket.paht: unknown key"),
         ("[source]\n\n  channels = \"two\"\n", "t.toml:3: source.channels: expected an integer, got string"),
-        ("[model]\nmode = \"fast\"\n", "t.toml:2: model.mode: must be one of vanilla, canon, topk, groupavg, got \"fast\""),
+        ("[model]\nmode = \"fast\"\n", "t.toml:2: model.mode: must be one of vanilla, canon, topk, groupavg, partial, got \"fast\""),
         ("[source]\npace = \"slow\"\n", "t.toml:2: source.pace: must be one of realtime, fast, got \"slow\""),
         ("[sockets]\npath = \"/x\"\n", "t.toml:1: sockets: unknown section"),
         ("[source]\nkind = \"alsa\"\n[model]\nsource = 1\n", "t.toml:4: model.source: unknown key"),
