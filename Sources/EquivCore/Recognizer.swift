@@ -217,8 +217,9 @@ public final class Recognizer {
                 let fallback: Fallback = maxProbability() < thresholds.classifierMinP ? .abstain : .topk
                 return result(shift: shift, canon: canon, fallback: fallback, shifts: shifts)
             }
-            var fixedShift: Int?
-            if let fixedPart {
+            // Mode partial at shift 0 moves nothing: X̃ is the window itself (to rounding).
+            var fixedShift: Int? = fixedPart == nil ? nil : 0
+            if let fixedPart, shift != 0 {
                 fixedShift = fixedPart.canonicalize(window, shift: shift, into: classifier.inputs[0].buffer)
                 classifier.run()
                 classProbabilities(UnsafeBufferPointer(classifier.outputs[0].buffer))
