@@ -62,9 +62,9 @@ def run(data, bundle, equivd, results_md, out, work, noprior_bundle="data/noprio
     manifests = {name: manifest(pathlib.Path(data) / folder, work / f"{folder}.csv") for name, folder in SETS.items()}
     python = python_figures(results_md)
     table = [(title, mode, extra, bundle) for title, mode, extra in ROWS]
-    if (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists():
-        table.insert(1, ("(b) + canonicalizer, no prior", "canon", [], str(noprior_bundle)))
     kept = kept_lines(out, rows) if rows else {}
+    if (pathlib.Path(noprior_bundle) / "canonicalizer.onnx").exists() or "b" in kept:
+        table.insert(1, ("(b) + canonicalizer, no prior", "canon", [], str(noprior_bundle)))
     lines = ["| method | set | Python (onnxruntime) | Swift (`equivd replay`) | difference | windows | Swift ms / window |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for title, mode, extra, bundle in table:
