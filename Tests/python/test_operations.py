@@ -220,4 +220,5 @@ def test_version_names_the_commit_and_the_bundle(tmp_path):
         if head:
             assert f"commit {head}" in first
     bundle = subprocess.run([EQUIVD, "--version"], capture_output=True, text=True, cwd=ROOT).stdout.splitlines()[1]
-    assert re.fullmatch(r"bundle Models: canonicalizer [0-9a-f]{12}, classifier [0-9a-f]{12}", bundle), bundle
+    assert re.fullmatch(r"bundle Models: canonicalizer [0-9a-f]{12}, classifier [0-9a-f]{12}, fixed_pose [0-9a-f]{12}, "
+                        r"separator [0-9a-f]{12}", bundle), bundle

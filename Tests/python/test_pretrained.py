@@ -128,6 +128,8 @@ def log_mel_bundle(folder, yamnet, spec):
     shutil.copy(yamnet, folder / "classifier.onnx")
     bundle = json.loads((ROOT / "Models/bundle.json").read_text())
     bundle["classes"] = ["speech", "music", "piano"]
+    for role in ("separator", "fixed_pose"):   # mode partial's readers serve equivd's own spectrogram only
+        del bundle["models"][role]
     shape = [1, 1, spec["frames"], spec["n_mels"]] if spec["layout"] == "frames_mels" else [1, 1, spec["n_mels"], spec["frames"]]
     bundle["models"]["classifier"] = {
         "file": "classifier.onnx", "sha256": hashlib.sha256((folder / "classifier.onnx").read_bytes()).hexdigest(),
