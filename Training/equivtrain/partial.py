@@ -1,6 +1,6 @@
-"""Partial translation (issue 15, docs/results.md "Speed shift: moving only what turns with the
-machine"): how far the speed-shift ceiling of row (o) rises when only the rotation-locked part of a
-window is translated back and the part that stays at its frequency (F) is left where it is,
+"""Partial translation (issue 15, docs/results.md "Speed shift past the translation ceiling"): how
+far the speed-shift ceiling of row (o) rises when only the rotation-locked part of a window is
+translated back and the part that stays at its frequency (F) is left where it is,
 
     X̃ = log(F̂ + T₋ₖ(max(exp X − F̂, 0))),
 
@@ -10,7 +10,8 @@ speeds (what a stream's history across speeds gives), or from a small separator 
 generator's parts (no class labels). The last rows are whole methods, with no true shift: the
 bundle's canonicalizer reads k from the window, and F̂'s own shift (a resampled recording moved F
 too) is read by the same canonicalizer (tried) or by FixedPose, trained with the prior on F̂ alone.
-It measures; nothing here ships in a bundle yet."""
+That last one ships: `fit` adds the separator and FixedPose to a bundle, and `canonical_windows`
+is the reference of equivd's mode `partial` (docs/architecture.md §9)."""
 
 import json
 import pathlib
